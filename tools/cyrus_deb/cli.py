@@ -1,0 +1,104 @@
+"""The single command line: cyrus-deb fetch-orig | images | build | check-reproducible | test."""
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .build import build_packages, compare_builds
+from .engine import docker_client
+from .errors import UserError
+from .images import DISTRIBUTIONS, INIT_SYSTEMS, flavour_image
+from .paths import PACKAGES_DIR, REPO_ROOT
+from .progress import phase, say
+from .upstream import fetch_orig
+
+TOX_ENVS = "lint,unit,integration,upgrade"
+
+
+def _fetch_orig(args: argparse.Namespace) -> int:
+    say(f"verified {fetch_orig(args.output)}")
+    return 0
+
+
+def _images(args: argparse.Namespace) -> int:
+    client = docker_client()
+    for distribution in args.distribution or DISTRIBUTIONS:
+        for init in args.init or INIT_SYSTEMS:
+            say(f"{distribution}-{init}: {flavour_image(client, distribution, init)}")
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    with phase("the whole build"):
+        build_packages(args.output, check=not args.nocheck)
+    return 0
+
+
+def _check_reproducible(args: argparse.Namespace) -> int:
+    first, second = args.output, args.output.parent / "packages-rebuild"
+    if not any(first.glob("*.deb")):
+        build_packages(first)
+    build_packages(second)
+    differences = compare_builds(first, second)
+    for line in differences:
+        say(f"NOT REPRODUCIBLE {line}")
+    if not differences:
+        say(f"every .deb in {first} and {second} is byte-identical")
+    return 1 if differences else 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    command = ["tox", "run", "-e", args.envs]
+    if args.pytest_args:
+        command += ["--", *args.pytest_args]
+    say(" ".join(command))
+    return subprocess.run(command, cwd=REPO_ROOT, check=False, env=os.environ.copy()).returncode
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="cyrus-deb", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True)
+
+    fetch = commands.add_parser("fetch-orig", help="fetch and verify the upstream tarball")
+    fetch.add_argument("--output", type=Path, default=PACKAGES_DIR.parent / "orig")
+    fetch.set_defaults(run=_fetch_orig)
+
+    images = commands.add_parser("images", help="make the base and init images")
+    images.add_argument("--distribution", action="append", choices=DISTRIBUTIONS)
+    images.add_argument("--init", action="append", choices=INIT_SYSTEMS)
+    images.set_defaults(run=_images)
+
+    build = commands.add_parser("build", help="build all packages in a clean trixie container")
+    build.add_argument("--output", type=Path, default=PACKAGES_DIR)
+    build.add_argument("--nocheck", action="store_true", help="skip upstream's unit tests")
+    build.set_defaults(run=_build)
+
+    repro = commands.add_parser(
+        "check-reproducible", help="build twice and compare the .debs byte for byte"
+    )
+    repro.add_argument("--output", type=Path, default=PACKAGES_DIR)
+    repro.set_defaults(run=_check_reproducible)
+
+    test = commands.add_parser("test", help="run the test suite through tox")
+    test.add_argument("--envs", default=TOX_ENVS, help=f"tox environments (default {TOX_ENVS})")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest after --")
+    test.set_defaults(run=_test)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except UserError as error:
+        print(f"cyrus-deb: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cyrus-deb: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

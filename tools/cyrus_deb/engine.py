@@ -1,0 +1,55 @@
+"""Reach the Docker engine, starting Debian's dockerd when it is installed but not running."""
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import docker
+from docker.errors import DockerException
+
+from .errors import UserError
+from .progress import say
+
+DOCKERD_LOG = Path("/var/log/cyrus-deb-dockerd.log")
+START_TIMEOUT_S = 60
+
+
+def _ping() -> docker.DockerClient | None:
+    try:
+        client = docker.from_env(version="auto")
+        client.ping()
+    except DockerException:
+        return None
+    return client
+
+
+def docker_client() -> docker.DockerClient:
+    """A client for a running engine; starts dockerd when needed and possible."""
+    client = _ping()
+    if client is not None:
+        return client
+    dockerd = shutil.which("dockerd")
+    if dockerd is None:
+        raise UserError(
+            "No Docker engine is running and none is installed.\n"
+            "Install Debian's engine as root:  apt-get install docker.io"
+        )
+    say(f"starting the Docker engine ({dockerd}), log in {DOCKERD_LOG}")
+    try:
+        log = DOCKERD_LOG.open("ab")
+    except PermissionError as error:
+        raise UserError(
+            "The Docker engine is installed but not running, and starting it needs root.\n"
+            "Start it as root (systemctl start docker, or dockerd &) and try again."
+        ) from error
+    subprocess.Popen([dockerd], stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        client = _ping()
+        if client is not None:
+            return client
+        time.sleep(0.5)
+    raise UserError(
+        f"dockerd did not answer within {START_TIMEOUT_S} s; its log is {DOCKERD_LOG}."
+    )

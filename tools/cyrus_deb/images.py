@@ -1,0 +1,148 @@
+"""Base images from mmdebstrap, and the images derived from them, cached by recipe hash.
+
+No registry is reachable, so every image starts from a tarball that
+mmdebstrap makes with the host's mirror. A tag carries the hash of its whole
+recipe (parent included): a changed recipe gets a new tag, an unchanged one
+is reused.
+"""
+
+import hashlib
+import io
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+from docker.errors import BuildError, ImageNotFound
+
+from .errors import UserError
+from .mirror import host_mirror
+from .progress import phase
+
+DISTRIBUTIONS = ("bookworm", "trixie")
+INIT_SYSTEMS = ("systemd", "sysvinit")
+APT_INSTALL = (
+    "apt-get update && DEBIAN_FRONTEND=noninteractive "
+    "apt-get install -y --no-install-recommends"
+)
+
+# iproute2 gives testinfra's socket checks `ss`; procps gives pgrep/ps.
+COMMON_TOOLS = "iproute2 procps ca-certificates"
+
+FLAVOURS = {
+    "systemd": f"""\
+RUN {APT_INSTALL} systemd systemd-sysv dbus {COMMON_TOOLS}
+RUN systemctl mask getty@tty1.service console-getty.service systemd-firstboot.service
+STOPSIGNAL SIGRTMIN+3
+CMD ["/sbin/init"]
+""",
+    # systemd-standalone-sysusers/-tmpfiles keep packages that depend on
+    # "systemd | systemd-standalone-*" from pulling systemd back in; rsyslog
+    # is where Cyrus's log lines go without a journal.
+    "sysvinit": f"""\
+RUN {APT_INSTALL} sysvinit-core sysv-rc initscripts orphan-sysvinit-scripts \
+    systemd-standalone-sysusers systemd-standalone-tmpfiles rsyslog {COMMON_TOOLS}
+RUN sed -i '/getty/d' /etc/inittab \
+ && sed -i '/imklog/s/^/#/' /etc/rsyslog.conf
+STOPSIGNAL SIGINT
+CMD ["/sbin/init"]
+""",
+}
+
+
+def _digest(*parts: bytes | str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else part)
+        digest.update(b"\0")
+    return digest.hexdigest()[:12]
+
+
+def image_exists(client: docker.DockerClient, tag: str) -> bool:
+    try:
+        client.images.get(tag)
+    except ImageNotFound:
+        return False
+    return True
+
+
+def base_image(client: docker.DockerClient, distribution: str) -> str:
+    """A minbase image of the distribution, made with mmdebstrap and docker import."""
+    mirror = host_mirror()
+    tag = f"cyrus-deb/base-{distribution}:{_digest('minbase', distribution, mirror)}"
+    if image_exists(client, tag):
+        return tag
+    mmdebstrap = shutil.which("mmdebstrap")
+    if mmdebstrap is None:
+        raise UserError("mmdebstrap is not installed: apt-get install mmdebstrap")
+    with phase(f"making the {distribution} base image with mmdebstrap"), \
+            tempfile.TemporaryDirectory(prefix="cyrus-deb-base-") as scratch:
+        tarball = Path(scratch) / f"{distribution}.tar"
+        result = subprocess.run(
+            [mmdebstrap, "--quiet", "--variant=minbase", distribution, str(tarball), mirror],
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            raise UserError(f"mmdebstrap {distribution} failed:\n{result.stderr[-4000:]}")
+        repository, _, version = tag.partition(":")
+        client.api.import_image_from_file(str(tarball), repository=repository, tag=version)
+    return tag
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A Dockerfile body on top of a parent image, with the files it COPYs."""
+
+    name: str
+    parent: str
+    body: str
+    files: Mapping[str, bytes] = field(default_factory=dict)
+
+    @property
+    def dockerfile(self) -> str:
+        return f"FROM {self.parent}\n{self.body}"
+
+    @property
+    def tag(self) -> str:
+        parts = [self.dockerfile, *(f"{n}\0" for n in sorted(self.files))]
+        parts += [self.files[n] for n in sorted(self.files)]
+        return f"cyrus-deb/{self.name}:{_digest(*parts)}"
+
+
+def _context(recipe: Recipe) -> io.BytesIO:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, content in {"Dockerfile": recipe.dockerfile.encode(), **recipe.files}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    buffer.seek(0)
+    return buffer
+
+
+def ensure_image(client: docker.DockerClient, recipe: Recipe) -> str:
+    """Build the recipe unless an image with its tag exists; return the tag."""
+    if image_exists(client, recipe.tag):
+        return recipe.tag
+    with phase(f"building image {recipe.tag}"):
+        try:
+            client.images.build(
+                fileobj=_context(recipe), custom_context=True, tag=recipe.tag, rm=True,
+                forcerm=True,
+            )
+        except BuildError as error:
+            log = "".join(chunk.get("stream", "") for chunk in error.build_log)
+            raise UserError(f"building {recipe.tag} failed:\n{log[-6000:]}") from error
+    return recipe.tag
+
+
+def flavour_image(client: docker.DockerClient, distribution: str, init: str) -> str:
+    """The distribution with a real init as PID 1."""
+    if init not in FLAVOURS:
+        raise UserError(f"unknown init system {init!r}; choose from {', '.join(FLAVOURS)}")
+    parent = base_image(client, distribution)
+    return ensure_image(client, Recipe(f"{init}-{distribution}", parent, FLAVOURS[init]))

@@ -1,0 +1,122 @@
+"""Fetch the upstream orig tarball by name through apt and check it against the pinned sha256."""
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+from debian.changelog import Changelog
+
+from .errors import UserError
+from .mirror import host_mirror
+from .paths import DEBIAN_DIR, TARBALL_PINS, cache_dir
+from .progress import say
+
+SOURCE_PACKAGE = "cyrus-imapd"
+# Suites whose source indexes may carry the tarball, newest first: unstable
+# gets a new upstream first, trixie-backports keeps older ones around.
+SOURCE_SUITES = ("sid", "forky", "trixie-backports", "trixie")
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+
+def upstream_version(debian_dir: Path = DEBIAN_DIR) -> str:
+    with (debian_dir / "changelog").open() as handle:
+        return Changelog(handle, max_blocks=1).upstream_version
+
+
+def orig_name(version: str) -> str:
+    return f"{SOURCE_PACKAGE}_{version}.orig.tar.xz"
+
+
+def pinned_sha256(name: str, pins: Path = TARBALL_PINS) -> str:
+    for line in pins.read_text().splitlines():
+        digest, _, pinned_name = line.partition("  ")
+        if pinned_name.strip() == name:
+            return digest.strip()
+    raise UserError(
+        f"{pins} pins no sha256 for {name}.\n"
+        f"Add the line '<sha256>  {name}' after checking the tarball against upstream's release."
+    )
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _apt(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """apt-get with its own sources and state, leaving the host's apt untouched."""
+    options = [
+        f"-oDir::Etc::SourceList={state / 'sources.list'}",
+        "-oDir::Etc::SourceParts=/dev/null",
+        f"-oDir::State::Lists={state / 'lists'}",
+        f"-oDir::Cache={state / 'cache'}",
+        "-oAPT::Sandbox::User=root",
+        "-qq",
+    ]
+    return subprocess.run(
+        ["apt-get", *options, *args], capture_output=True, text=True, check=False
+    )
+
+
+def _uri_from_apt(state: Path, name: str, version: str) -> str | None:
+    result = _apt(state, "source", "--print-uris", f"{SOURCE_PACKAGE}={version}-*")
+    if result.returncode != 0:
+        result = _apt(state, "source", "--print-uris", SOURCE_PACKAGE)
+    for line in result.stdout.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[1] == name:
+            return words[0].strip("'")
+    return None
+
+
+def fetch_orig(destination_dir: Path) -> Path:
+    """Put the verified orig tarball in destination_dir; download it only when not cached."""
+    version = upstream_version()
+    name = orig_name(version)
+    expected = pinned_sha256(name)
+    cached = cache_dir() / name
+    if not cached.exists() or sha256_of(cached) != expected:
+        _download(name, version, expected, cached)
+    destination_dir.mkdir(parents=True, exist_ok=True)
+    target = destination_dir / name
+    if not target.exists() or sha256_of(target) != expected:
+        target.write_bytes(cached.read_bytes())
+    return target
+
+
+def _download(name: str, version: str, expected: str, cached: Path) -> None:
+    mirror = host_mirror()
+    state = cache_dir() / "apt-sources"
+    (state / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    (state / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+    (state / "sources.list").write_text(
+        "".join(f"deb-src [signed-by={KEYRING}] {mirror} {suite} main\n" for suite in SOURCE_SUITES)
+    )
+    say(f"looking up {name} in the source indexes of {mirror}")
+    update = _apt(state, "update")
+    if update.returncode != 0:
+        raise UserError(f"apt-get update of the source indexes failed:\n{update.stderr}")
+    uri = _uri_from_apt(state, name, version)
+    if uri is None:
+        raise UserError(
+            f"{name} is in none of the suites {', '.join(SOURCE_SUITES)} on {mirror}.\n"
+            "Debian may have moved to a newer upstream: update debian/changelog and the pin in "
+            "tools/upstream-tarballs.sha256, or put the tarball in " + str(cached.parent) + "."
+        )
+    partial = cached.with_suffix(".partial")
+    say(f"downloading {uri}")
+    download = subprocess.run(
+        ["/usr/lib/apt/apt-helper", "-oAPT::Sandbox::User=root", "download-file", uri,
+         str(partial), f"SHA256:{expected}"],
+        capture_output=True, text=True, check=False,
+    )
+    if download.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise UserError(
+            f"Downloading {uri} failed, or its sha256 is not the pinned {expected}:\n"
+            f"{download.stdout}{download.stderr}"
+        )
+    partial.rename(cached)
