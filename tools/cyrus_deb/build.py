@@ -1,4 +1,4 @@
-"""Build every binary package in a clean trixie container, lint it, and index it as an apt repository."""
+"""Build every binary package in a clean trixie container, lint it, index it for apt."""
 
 import hashlib
 import shutil
@@ -69,7 +69,10 @@ def build_packages(output_dir: Path = PACKAGES_DIR, *, check: bool = True) -> Bu
     options = f"parallel={PARALLEL_JOBS}" + ("" if check else " nocheck")
     source_dir = f"{BUILD_ROOT}/{SOURCE_PACKAGE}-{version}"
     container = client.containers.run(
-        image, ["sleep", "infinity"], detach=True, remove=True,
+        image,
+        ["sleep", "infinity"],
+        detach=True,
+        remove=True,
         volumes={
             str(DEBIAN_DIR): {"bind": "/debian", "mode": "ro"},
             str(orig.parent): {"bind": "/orig", "mode": "ro"},
@@ -79,29 +82,41 @@ def build_packages(output_dir: Path = PACKAGES_DIR, *, check: bool = True) -> Bu
     )
     try:
         with phase("unpacking the source"):
-            _run(container, f"""
+            _run(
+                container,
+                f"""
                 mkdir -p {BUILD_ROOT} && cd {BUILD_ROOT}
                 cp /orig/{orig.name} .
                 tar -xf {orig.name}
                 cp -a /debian {source_dir}/debian
-            """, log)
+            """,
+                log,
+            )
         with phase(f"dpkg-buildpackage (DEB_BUILD_OPTIONS={options})"):
             _run(container, f"cd {source_dir} && dpkg-buildpackage -us -uc 2>&1", log)
         with phase("lintian"):
-            _run(container, f"""
+            _run(
+                container,
+                f"""
                 cd {BUILD_ROOT}
                 lintian --info --display-info --fail-on error *.changes > /out/lintian.txt 2>&1 \
                     || {{ cat /out/lintian.txt; exit 1; }}
-            """, log)
+            """,
+                log,
+            )
         with phase("indexing the local apt repository"):
-            _run(container, f"""
+            _run(
+                container,
+                f"""
                 cd {BUILD_ROOT}
                 cp {" ".join(RESULT_PATTERNS)} /out/
                 cd /out
                 apt-ftparchive packages . > Packages
                 gzip -9nk Packages
                 apt-ftparchive release . > Release
-            """, log)
+            """,
+                log,
+            )
     finally:
         container.stop(timeout=1)
     debs = sorted(output_dir.glob("*.deb"))
@@ -118,7 +133,10 @@ def _contents(deb: Path) -> list[str]:
         subprocess.run(["dpkg-deb", "-R", str(deb), scratch], check=True)
         listing = subprocess.run(
             ["find", ".", "-type", "f", "-exec", "sha256sum", "{}", "+"],
-            cwd=scratch, capture_output=True, text=True, check=True,
+            cwd=scratch,
+            capture_output=True,
+            text=True,
+            check=True,
         )
     return sorted(listing.stdout.splitlines())
 

@@ -50,6 +50,4 @@ def docker_client() -> docker.DockerClient:
         if client is not None:
             return client
         time.sleep(0.5)
-    raise UserError(
-        f"dockerd did not answer within {START_TIMEOUT_S} s; its log is {DOCKERD_LOG}."
-    )
+    raise UserError(f"dockerd did not answer within {START_TIMEOUT_S} s; its log is {DOCKERD_LOG}.")

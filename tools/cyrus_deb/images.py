@@ -26,8 +26,7 @@ from .progress import phase
 DISTRIBUTIONS = ("bookworm", "trixie")
 INIT_SYSTEMS = ("systemd", "sysvinit")
 APT_INSTALL = (
-    "apt-get update && DEBIAN_FRONTEND=noninteractive "
-    "apt-get install -y --no-install-recommends"
+    "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends"
 )
 
 # iproute2 gives testinfra's socket checks `ss`; procps gives pgrep/ps.
@@ -79,12 +78,16 @@ def base_image(client: docker.DockerClient, distribution: str) -> str:
     mmdebstrap = shutil.which("mmdebstrap")
     if mmdebstrap is None:
         raise UserError("mmdebstrap is not installed: apt-get install mmdebstrap")
-    with phase(f"making the {distribution} base image with mmdebstrap"), \
-            tempfile.TemporaryDirectory(prefix="cyrus-deb-base-") as scratch:
+    with (
+        phase(f"making the {distribution} base image with mmdebstrap"),
+        tempfile.TemporaryDirectory(prefix="cyrus-deb-base-") as scratch,
+    ):
         tarball = Path(scratch) / f"{distribution}.tar"
         result = subprocess.run(
             [mmdebstrap, "--quiet", "--variant=minbase", distribution, str(tarball), mirror],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise UserError(f"mmdebstrap {distribution} failed:\n{result.stderr[-4000:]}")
@@ -131,7 +134,10 @@ def ensure_image(client: docker.DockerClient, recipe: Recipe) -> str:
     with phase(f"building image {recipe.tag}"):
         try:
             client.images.build(
-                fileobj=_context(recipe), custom_context=True, tag=recipe.tag, rm=True,
+                fileobj=_context(recipe),
+                custom_context=True,
+                tag=recipe.tag,
+                rm=True,
                 forcerm=True,
             )
         except BuildError as error:

@@ -56,9 +56,7 @@ def _apt(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "-oAPT::Sandbox::User=root",
         "-qq",
     ]
-    return subprocess.run(
-        ["apt-get", *options, *args], capture_output=True, text=True, check=False
-    )
+    return subprocess.run(["apt-get", *options, *args], capture_output=True, text=True, check=False)
 
 
 def _uri_from_apt(state: Path, name: str, version: str) -> str | None:
@@ -109,9 +107,17 @@ def _download(name: str, version: str, expected: str, cached: Path) -> None:
     partial = cached.with_suffix(".partial")
     say(f"downloading {uri}")
     download = subprocess.run(
-        ["/usr/lib/apt/apt-helper", "-oAPT::Sandbox::User=root", "download-file", uri,
-         str(partial), f"SHA256:{expected}"],
-        capture_output=True, text=True, check=False,
+        [
+            "/usr/lib/apt/apt-helper",
+            "-oAPT::Sandbox::User=root",
+            "download-file",
+            uri,
+            str(partial),
+            f"SHA256:{expected}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if download.returncode != 0:
         partial.unlink(missing_ok=True)

@@ -1,0 +1,87 @@
+"""Real protocol clients for the tests: IMAP and POP3 from the host through published ports,
+LMTP inside the container over the unix socket. No protocol is simulated."""
+
+import imaplib
+import json
+import shlex
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+
+from cyrus_deb.containers import DebianContainer
+
+LMTP_SOCKET = "/run/cyrus/socket/lmtp"
+LMTP_CLIENT = "/usr/local/lib/cyrus-tests/lmtp_client.py"
+SERVERNAME = "mail.example.test"
+
+
+@dataclass(frozen=True)
+class CyrusUsers:
+    admin: str
+    admin_password: str
+    passwords: dict[str, str]
+
+
+def provision_users(machine: DebianContainer) -> CyrusUsers:
+    """sasldb users (admin cyrus, alice, bob) and their INBOXes, created over IMAP."""
+    # saslpasswd2 files users under a realm, Cyrus looks them up under
+    # servername: pin both (README.Debian, Authentication).
+    machine.check(f"echo 'servername: {SERVERNAME}' >> /etc/imapd.conf")
+    users = CyrusUsers("cyrus", "admin-secret", {"alice": "alice-secret", "bob": "bob-secret"})
+    for name, password in {users.admin: users.admin_password, **users.passwords}.items():
+        machine.check(f"echo {shlex.quote(password)} | saslpasswd2 -p -c -u {SERVERNAME} {name}")
+    restart = machine.service("restart")
+    assert restart.ok, f"restart after provisioning failed: {restart.output}"
+    machine.wait_for_tcp(143)
+    imap = imap_login(machine, users.admin, users.admin_password)
+    for name in users.passwords:
+        status, data = imap.create(f"user/{name}")
+        assert status == "OK", data
+    imap.logout()
+    return users
+
+
+def tls_context() -> ssl.SSLContext:
+    # The snakeoil certificate is self-signed for the container's name.
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def imap_connect(machine: DebianContainer, *, starttls: bool = True) -> imaplib.IMAP4:
+    imap = imaplib.IMAP4("127.0.0.1", machine.port(143), timeout=30)
+    if starttls:
+        imap.starttls(tls_context())
+    return imap
+
+
+def imap_login(machine: DebianContainer, user: str, password: str) -> imaplib.IMAP4:
+    imap = imap_connect(machine)
+    imap.login(user, password)
+    return imap
+
+
+def make_message(subject: str, body: str = "Hello from the tests.\n") -> bytes:
+    message = EmailMessage()
+    message["From"] = "sender@example.test"
+    message["To"] = "alice@example.test"
+    message["Subject"] = subject
+    # Cyrus drops a second message with the same Message-ID to a mailbox.
+    message["Message-ID"] = make_msgid(domain="example.test")
+    message.set_content(body)
+    return bytes(message)
+
+
+def lmtp_deliver(
+    machine: DebianContainer, recipients: list[str], message: bytes, sender: str = "s@example.test"
+) -> dict:
+    """Deliver over the LMTP unix socket with a real client; return every reply."""
+    machine.check(f"mkdir -p {Path(LMTP_CLIENT).parent}")
+    machine.write_file(LMTP_CLIENT, (Path(__file__).parent / "lmtp_client.py").read_text())
+    machine.write_file("/tmp/lmtp-message.eml", message)
+    arguments = " ".join(shlex.quote(r) for r in [LMTP_SOCKET, sender, *recipients])
+    output = machine.check(f"python3 {LMTP_CLIENT} {arguments} < /tmp/lmtp-message.eml")
+    return json.loads(output)

@@ -1,0 +1,133 @@
+"""Installing the packages gives a working mail server, the same under systemd and sysvinit."""
+
+import re
+
+import pytest
+import testinfra
+
+from .clients import imap_connect, imap_login, lmtp_deliver, make_message
+
+pytestmark = pytest.mark.integration
+
+
+def host_of(machine):
+    return testinfra.get_host(f"docker://{machine.get_wrapped_container().id}")
+
+
+def test_installing_cyrus_imapd_alone_gives_a_running_imap_server(fresh_machine):
+    fresh_machine.install(["cyrus-imapd"])
+    fresh_machine.wait_for_tcp(143)
+    assert host_of(fresh_machine).service("cyrus-imapd").is_running
+    greeting = imap_connect(fresh_machine, starttls=False).welcome.decode()
+    assert greeting.startswith("* OK")
+    assembled = fresh_machine.read_file("/run/cyrus/cyrus.conf")
+    assert re.search(r"^  imap\s", assembled, re.M)
+    assert not re.search(r"^  pop3\s", assembled, re.M)
+
+
+def test_cyrus_user_has_primary_group_mail_and_is_in_sasl_and_ssl_cert(server):
+    cyrus = host_of(server.machine).user("cyrus")
+    assert cyrus.exists
+    assert cyrus.group == "mail"
+    assert {"sasl", "ssl-cert"} <= set(cyrus.groups)
+    assert cyrus.home == "/var/lib/cyrus"
+    assert cyrus.shell == "/usr/sbin/nologin"
+
+
+@pytest.mark.parametrize(
+    ("path", "mode"),
+    [
+        ("/run/cyrus", 0o750),
+        ("/run/cyrus/socket", 0o750),
+        ("/run/cyrus/lock", 0o700),
+        ("/run/cyrus/proc", 0o700),
+        ("/var/lib/cyrus", 0o750),
+        ("/var/lib/cyrus/user", 0o750),
+        ("/var/spool/cyrus/mail", 0o750),
+        ("/var/spool/sieve", 0o750),
+    ],
+)
+def test_directory_has_documented_owner_and_mode(server, path, mode):
+    directory = host_of(server.machine).file(path)
+    assert directory.is_directory
+    assert (directory.user, directory.group, directory.mode) == ("cyrus", "mail", mode)
+
+
+def test_imapd_conf_is_readable_by_group_mail_only(server):
+    conf = host_of(server.machine).file("/etc/imapd.conf")
+    assert (conf.user, conf.group, conf.mode) == ("root", "mail", 0o640)
+
+
+def test_runtime_directories_come_back_after_a_reboot(server):
+    machine = server.machine
+    machine.check("test -S /run/cyrus/socket/lmtp")
+    machine.reboot()
+    machine.wait_for_unix_socket("/run/cyrus/socket/lmtp")
+    machine.wait_for_tcp(143)
+    socket_dir = host_of(machine).file("/run/cyrus/socket")
+    assert (socket_dir.user, socket_dir.group, socket_dir.mode) == ("cyrus", "mail", 0o750)
+
+
+def test_master_and_every_child_run_as_cyrus(server):
+    machine = server.machine
+    machine.wait_for_tcp(143)
+    processes = machine.check(
+        "ps -o user=,comm= -C master,imapd,pop3d,lmtpd,idled,timsieved"
+    ).split()
+    pairs = list(zip(processes[::2], processes[1::2], strict=True))
+    assert ("cyrus", "master") in pairs
+    assert ("cyrus", "idled") in pairs
+    assert {user for user, _ in pairs} == {"cyrus"}, pairs
+
+
+def test_lmtp_delivery_over_unix_socket_reaches_inbox(server):
+    message = make_message("delivered over the unix socket")
+    replies = lmtp_deliver(server.machine, ["alice"], message)
+    assert replies["data"]["alice"].startswith("250"), replies
+    imap = imap_login(server.machine, "alice", server.users.passwords["alice"])
+    imap.select("INBOX", readonly=True)
+    status, found = imap.search(None, "SUBJECT", '"delivered over the unix socket"')
+    assert status == "OK" and len(found[0].split()) == 1
+    _, data = imap.fetch(found[0].split()[0], "(BODY.PEEK[])")
+    assert data[0][1].replace(b"\r\n", b"\n") == message.replace(b"\r\n", b"\n")
+    imap.logout()
+
+
+def test_plaintext_login_is_refused_without_tls(server):
+    imap = imap_connect(server.machine, starttls=False)
+    _, capabilities = imap.capability()
+    assert b"LOGINDISABLED" in capabilities[0]
+    with pytest.raises(imap.error):
+        imap.login("alice", server.users.passwords["alice"])
+
+
+def test_cyrus_wrapper_lists_utilities_and_runs_them_as_cyrus(server):
+    machine = server.machine
+    listing = machine.check("cyrus --help")
+    assert "  reconstruct\n" in listing and "  ctl_mboxlist\n" in listing
+    mailboxes = machine.check("cyrus ctl_mboxlist -d")
+    assert "user/alice" in mailboxes or "user.alice" in mailboxes
+    unknown = machine.exec("cyrus no-such-tool")
+    assert unknown.exit_code == 2 and "cyrus --help" in unknown.output
+
+
+def run_cron_line(machine) -> None:
+    """Run what cron would run: the command part of the packaged cron.d line."""
+    line = machine.read_file("/etc/cron.d/cyrus-common").strip().splitlines()[-1]
+    machine.check(line.split("\t")[-1])
+
+
+def test_daily_job_dumps_the_mailbox_list(server):
+    machine = server.machine
+    dump = host_of(machine).file("/var/backups/cyrus-mboxlist.txt")
+    machine.check("rm -f /var/backups/cyrus-mboxlist.txt*")
+    if machine.init == "systemd":
+        # The timer does the job; the cron line must stand aside.
+        run_cron_line(machine)
+        assert not dump.exists
+        assert machine.check("systemctl is-enabled cyrus-daily.timer").strip() == "enabled"
+        machine.check("systemctl start cyrus-daily.service")
+    else:
+        run_cron_line(machine)
+    assert dump.exists and dump.mode == 0o600
+    assert "alice" in dump.content_string

@@ -1,0 +1,95 @@
+"""What installing, removing, purging and misconfiguring does to a running server."""
+
+import pytest
+
+from .clients import imap_login, lmtp_deliver, make_message, provision_users
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def listening(machine, port: int) -> bool:
+    return machine.exec(f"ss -Hltn 'sport = :{port}' | grep -q LISTEN").ok
+
+
+def master_pid(machine) -> str:
+    return machine.read_file("/run/cyrus/master.pid").strip()
+
+
+def test_installing_pop3d_turns_pop3_on_and_removing_it_turns_it_off_without_a_restart(
+    fresh_machine,
+):
+    machine = fresh_machine
+    machine.install(["cyrus-imapd"])
+    machine.wait_for_tcp(143)
+    pid = master_pid(machine)
+    assert not listening(machine, 110)
+
+    machine.install(["cyrus-pop3d"])
+    machine.wait_for_tcp(110)
+    machine.wait_for_tcp(995)
+
+    machine.check("DEBIAN_FRONTEND=noninteractive apt-get remove -y cyrus-pop3d")
+    machine.wait_until("! ss -Hltn 'sport = :110' | grep -q LISTEN", 30, "pop3 still listens")
+    assert listening(machine, 143)
+    assert master_pid(machine) == pid
+    assert "pop3d is not installed" in machine.read_file("/run/cyrus/cyrus.conf")
+
+
+def test_broken_imapd_conf_fails_the_start_with_cyrus_own_words_and_loses_nothing(fresh_machine):
+    machine = fresh_machine
+    machine.install(["cyrus-imapd"])
+    machine.wait_for_tcp(143)
+    original = machine.read_file("/etc/imapd.conf")
+    machine.check("echo 'admins: somebody' >> /etc/imapd.conf")
+
+    restart = machine.service("restart")
+    assert not restart.ok
+    assert "admins" in restart.output and "twice" in restart.output, restart.output
+    assert not listening(machine, 143)
+    machine.check("test -d /var/lib/cyrus && test -d /var/spool/cyrus/mail")
+
+    machine.write_file("/etc/imapd.conf", original, mode=0o640)
+    assert machine.service("start").ok
+    machine.wait_for_tcp(143)
+
+
+def test_purge_keeps_the_mail_store_unless_asked_to_delete_it(fresh_machine):
+    machine = fresh_machine
+    machine.install(["cyrus-imapd"])
+    machine.wait_for_unix_socket("/run/cyrus/socket/lmtp")
+    machine.check("cyrus ctl_mboxlist -d > /dev/null")
+    spool = "/var/spool/cyrus/mail"
+
+    machine.check("DEBIAN_FRONTEND=noninteractive apt-get purge -y cyrus-imapd cyrus-common")
+    assert not machine.exec("test -e /etc/imapd.conf").ok
+    assert not machine.exec("test -e /etc/cyrus.conf.d").ok
+    assert machine.exec(f"test -d {spool} && test -d /var/lib/cyrus").ok
+
+    machine.install(["cyrus-imapd"])
+    machine.wait_for_tcp(143)
+    machine.check(
+        "CYRUS_PURGE_MAIL=yes DEBIAN_FRONTEND=noninteractive"
+        " apt-get purge -y cyrus-imapd cyrus-common"
+    )
+    assert not machine.exec(f"test -e {spool}").ok
+    assert not machine.exec("test -e /var/lib/cyrus").ok
+
+
+def test_mail_and_configuration_survive_remove_and_reinstall(fresh_machine):
+    machine = fresh_machine
+    machine.install(["cyrus-imapd", "sasl2-bin", "ssl-cert"])
+    users = provision_users(machine)
+    message = make_message("kept across remove and reinstall")
+    assert lmtp_deliver(machine, ["bob"], message)["data"]["bob"].startswith("250")
+    machine.check("echo '# local change' >> /etc/imapd.conf")
+
+    machine.check("DEBIAN_FRONTEND=noninteractive apt-get remove -y cyrus-imapd cyrus-common")
+    assert "# local change" in machine.read_file("/etc/imapd.conf")
+    machine.install(["cyrus-imapd"])
+    machine.wait_for_tcp(143)
+
+    imap = imap_login(machine, "bob", users.passwords["bob"])
+    imap.select("INBOX", readonly=True)
+    _, data = imap.fetch("1", "(BODY.PEEK[])")
+    assert data[0][1].replace(b"\r\n", b"\n") == message.replace(b"\r\n", b"\n")
+    imap.logout()

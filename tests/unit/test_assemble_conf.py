@@ -1,0 +1,93 @@
+"""cyrus-assemble-conf: fragments in, one cyrus.conf out, uninstalled programs left out."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cyrus_deb.paths import DEBIAN_DIR
+
+ASSEMBLER = DEBIAN_DIR / "scripts" / "cyrus-assemble-conf"
+SHIPPED_FRAGMENTS = DEBIAN_DIR / "conf" / "cyrus.conf.d"
+
+
+def assemble(fragments: Path, programs: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["perl", str(ASSEMBLER), str(fragments), str(programs)], capture_output=True, text=True
+    )
+
+
+def install_programs(directory: Path, *names: str) -> Path:
+    directory.mkdir(exist_ok=True)
+    for name in names:
+        program = directory / name
+        program.write_text("#!/bin/sh\n")
+        program.chmod(0o755)
+    return directory
+
+
+def entries(config: str) -> list[str]:
+    lines = config.splitlines()
+    return [line.split()[0] for line in lines if line.startswith("  ") and "=" in line]
+
+
+@pytest.fixture
+def programs(tmp_path):
+    return install_programs(tmp_path / "bin", "ctl_cyrusdb", "lmtpd", "timsieved", "idled")
+
+
+def test_shipped_fragments_without_imapd_or_pop3d_leave_their_services_out(programs):
+    result = assemble(SHIPPED_FRAGMENTS, programs)
+    assert result.returncode == 0, result.stderr
+    assert "imap" not in entries(result.stdout)
+    assert "pop3" not in entries(result.stdout)
+    assert {"lmtpunix", "sieve", "idled", "recover"} <= set(entries(result.stdout))
+    assert "leaving out SERVICES entry 'pop3'" in result.stderr
+
+
+def test_installing_pop3d_brings_its_services_in(programs):
+    install_programs(programs, "pop3d")
+    result = assemble(SHIPPED_FRAGMENTS, programs)
+    assert {"pop3", "pop3s"} <= set(entries(result.stdout))
+
+
+def test_later_fragment_replaces_and_disables_entries_by_name(tmp_path, programs):
+    fragments = tmp_path / "conf.d"
+    fragments.mkdir()
+    (fragments / "10-a.conf").write_text(
+        'SERVICES {\n  sieve cmd="timsieved" listen="127.0.0.1:4190"\n'
+        '  lmtp cmd="lmtpd" listen="127.0.0.1:24"\n}\n'
+    )
+    (fragments / "99-local.conf").write_text(
+        'SERVICES {\n  sieve cmd="timsieved" listen="4190"\n  lmtp disabled\n}\n'
+    )
+    result = assemble(fragments, programs)
+    assert result.returncode == 0, result.stderr
+    assert '  sieve cmd="timsieved" listen="4190"' in result.stdout.splitlines()
+    assert entries(result.stdout) == ["sieve"]
+
+
+@pytest.mark.parametrize(
+    ("fragment", "message"),
+    [
+        ("SERVICES {\n  imap cmd=imapd\n}\n", "not an entry"),
+        ('SERVCES {\n  imap cmd="imapd"\n}\n', "unknown section 'SERVCES'"),
+        ('SERVICES {\n  imap cmd="imapd"\n', "is not closed"),
+        ('imap cmd="imapd"\n', "entry outside a section"),
+    ],
+    ids=["unquoted-cmd", "misspelt-section", "unclosed-section", "no-section"],
+)
+def test_malformed_fragment_is_refused_with_file_and_line(tmp_path, programs, fragment, message):
+    fragments = tmp_path / "conf.d"
+    fragments.mkdir()
+    (fragments / "50-bad.conf").write_text(fragment)
+    result = assemble(fragments, programs)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "50-bad.conf" in result.stderr
+
+
+def test_no_fragments_is_an_error_not_an_empty_config(tmp_path, programs):
+    result = assemble(tmp_path, programs)
+    assert result.returncode != 0
+    assert "no *.conf fragments" in result.stderr

@@ -1,0 +1,91 @@
+"""The built .debs hold what each package should, and nothing twice."""
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from debian.debfile import DebFile
+
+CYRUS_BIN = "usr/lib/cyrus/bin"
+
+# program (or file) -> the one package that must ship it
+OWNERS = {
+    f"{CYRUS_BIN}/master": "cyrus-common",
+    f"{CYRUS_BIN}/lmtpd": "cyrus-common",
+    f"{CYRUS_BIN}/idled": "cyrus-common",
+    f"{CYRUS_BIN}/timsieved": "cyrus-common",
+    f"{CYRUS_BIN}/reconstruct": "cyrus-common",
+    f"{CYRUS_BIN}/imapd": "cyrus-imapd",
+    f"{CYRUS_BIN}/pop3d": "cyrus-pop3d",
+    f"{CYRUS_BIN}/nntpd": "cyrus-nntpd",
+    f"{CYRUS_BIN}/httpd": "cyrus-caldav",
+    f"{CYRUS_BIN}/mupdate": "cyrus-murder",
+    f"{CYRUS_BIN}/sync_server": "cyrus-replication",
+    "usr/bin/cyradm": "cyrus-admin",
+    "usr/bin/sieveshell": "cyrus-admin",
+    "usr/bin/imtest": "cyrus-clients",
+    "usr/sbin/cyrus": "cyrus-common",
+    "usr/sbin/cyrus-makedirs": "cyrus-common",
+    "usr/lib/tmpfiles.d/cyrus-common.conf": "cyrus-common",
+    "usr/lib/sysusers.d/cyrus-common.conf": "cyrus-common",
+    "usr/lib/systemd/system/cyrus-imapd.service": "cyrus-common",
+    "usr/lib/systemd/system/cyrus-daily.timer": "cyrus-common",
+    "etc/init.d/cyrus-imapd": "cyrus-common",
+    "etc/imapd.conf": "cyrus-common",
+    "etc/cyrus.conf.d/10-common.conf": "cyrus-common",
+    "etc/cyrus.conf.d/20-imapd.conf": "cyrus-imapd",
+    "etc/cyrus.conf.d/20-pop3d.conf": "cyrus-pop3d",
+    "etc/pam.d/imap": "cyrus-imapd",
+    "etc/pam.d/pop": "cyrus-pop3d",
+    "etc/pam.d/sieve": "cyrus-common",
+    "etc/pam.d/lmtp": "cyrus-common",
+    "etc/pam.d/mupdate": "cyrus-murder",
+    "etc/pam.d/nntp": "cyrus-nntpd",
+    "etc/pam.d/http": "cyrus-caldav",
+    "usr/share/doc/cyrus-common/README.Debian": "cyrus-common",
+    "usr/share/doc/cyrus-common/NEWS.Debian.gz": "cyrus-common",
+    "usr/include/cyrus/imclient.h": "cyrus-dev",
+}
+
+
+def member_names(deb: Path) -> list[str]:
+    names = DebFile(str(deb)).data.tgz().getnames()
+    return [name.removeprefix("./") for name in names]
+
+
+@pytest.fixture(scope="module")
+def contents(packages_dir) -> dict[str, list[str]]:
+    return {deb.name.split("_")[0]: member_names(deb) for deb in sorted(packages_dir.glob("*.deb"))}
+
+
+@pytest.mark.parametrize("path", sorted(OWNERS), ids=lambda p: p.rsplit("/", 1)[-1])
+def test_file_ships_in_exactly_its_package(contents, path):
+    holders = [package for package, names in contents.items() if path in names]
+    assert holders == [OWNERS[path]]
+
+
+def test_no_file_is_shipped_by_two_packages(contents):
+    counts = Counter(
+        name
+        for names in contents.values()
+        for name in names
+        if not name.endswith("/") and not name.startswith("usr/share/doc/")
+    )
+    assert [name for name, count in counts.items() if count > 1] == []
+
+
+def test_perl_modules_are_in_the_vendor_directory(contents):
+    perl = contents["libcyrus-imap-perl"]
+    assert any(n.endswith("/perl5/5.40/Cyrus/IMAP.pm") for n in perl), perl[:20]
+    assert not any(n.startswith("usr/local/") for names in contents.values() for n in names)
+
+
+def test_section_8_pages_are_prefixed_so_they_do_not_clash_with_postfix(contents):
+    common = contents["cyrus-common"]
+    assert "usr/share/man/man8/cyrus-master.8.gz" in common
+    assert not any(n.endswith("/man8/master.8.gz") for n in common)
+
+
+def test_lintian_reports_no_errors(packages_dir):
+    report = (packages_dir / "lintian.txt").read_text()
+    assert not [line for line in report.splitlines() if line.startswith("E: ")], report

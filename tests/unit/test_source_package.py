@@ -1,0 +1,99 @@
+"""The debian/ tree: package set, versions, content definitions, scripts."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from debian.changelog import Changelog
+from debian.deb822 import Deb822
+from debian.debian_support import Version
+
+from cyrus_deb.paths import DEBIAN_DIR
+
+EXPECTED_PACKAGES = {
+    "cyrus-common",
+    "cyrus-imapd",
+    "cyrus-pop3d",
+    "cyrus-admin",
+    "cyrus-clients",
+    "cyrus-murder",
+    "cyrus-replication",
+    "cyrus-nntpd",
+    "cyrus-caldav",
+    "cyrus-dev",
+    "libcyrus-imap-perl",
+    "cyrus-doc",
+}
+DEBIAN_TRIXIE_VERSION = Version("3.10.2-1+deb13u2")
+DEBIAN_BACKPORT_VERSION = Version("3.12.3-1~bpo13+1")
+MAINTAINER_SCRIPTS = sorted(
+    p
+    for p in DEBIAN_DIR.iterdir()
+    if p.name.endswith((".postinst", ".postrm", ".preinst", ".prerm", ".init"))
+)
+
+
+def control_stanzas() -> list[Deb822]:
+    with (DEBIAN_DIR / "control").open() as handle:
+        return list(Deb822.iter_paragraphs(handle))
+
+
+def binary_packages() -> set[str]:
+    return {stanza["Package"] for stanza in control_stanzas()[1:]}
+
+
+def test_control_declares_exactly_the_expected_binary_packages():
+    assert binary_packages() == EXPECTED_PACKAGES
+
+
+def test_source_uses_debhelper_compat_13_and_sysusers():
+    build_depends = control_stanzas()[0]["Build-Depends"]
+    assert "debhelper-compat (= 13)" in build_depends
+    assert "dh-sequence-installsysusers" in build_depends
+
+
+@pytest.mark.parametrize("package", sorted(EXPECTED_PACKAGES))
+def test_every_binary_package_has_a_content_definition(package):
+    definitions = [DEBIAN_DIR / f"{package}.install", DEBIAN_DIR / f"{package}.docs"]
+    assert any(path.exists() and path.read_text().strip() for path in definitions)
+
+
+def test_changelog_version_sorts_above_debian_trixie_and_its_backport():
+    with (DEBIAN_DIR / "changelog").open() as handle:
+        version = Changelog(handle).version
+    assert version > DEBIAN_TRIXIE_VERSION
+    assert version > DEBIAN_BACKPORT_VERSION
+    assert version.upstream_version == "3.12.4"
+
+
+def test_source_format_is_quilt():
+    assert (DEBIAN_DIR / "source" / "format").read_text().strip() == "3.0 (quilt)"
+
+
+def test_copyright_is_machine_readable():
+    with (DEBIAN_DIR / "copyright").open() as handle:
+        header = next(Deb822.iter_paragraphs(handle))
+    assert header["Format"].startswith("https://www.debian.org/doc/packaging-manuals/copyright")
+
+
+def test_every_patch_has_a_dep3_header():
+    series = DEBIAN_DIR / "patches" / "series"
+    patches = series.read_text().split() if series.exists() else []
+    for name in patches:
+        head = (DEBIAN_DIR / "patches" / name).read_text().split("\n---", 1)[0]
+        assert "Description:" in head or "Subject:" in head, name
+        assert "Forwarded:" in head or "Origin:" in head, name
+
+
+@pytest.mark.parametrize("script", MAINTAINER_SCRIPTS, ids=lambda p: p.name)
+def test_maintainer_script_parses_with_sh_n(script: Path):
+    result = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+# The LSB init script checks each command's status itself instead.
+@pytest.mark.parametrize(
+    "script", [p for p in MAINTAINER_SCRIPTS if p.suffix != ".init"], ids=lambda p: p.name
+)
+def test_maintainer_script_stops_on_errors(script: Path):
+    assert "\nset -e\n" in script.read_text()

@@ -1,0 +1,192 @@
+"""Boot Debian containers with a real init, install the locally built packages, read their logs.
+
+The docker flags are the ones measured to work on this kind of host (no
+--privileged): systemd gets its own cgroup2 hierarchy, sysvinit gets
+SYS_PTRACE (so pidof sees daemons of other users) and SYS_BOOT.
+"""
+
+import io
+import shlex
+import tarfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from debian.deb822 import Packages
+from testcontainers.core.container import DockerContainer
+
+from .images import APT_INSTALL, Recipe, ensure_image, flavour_image
+
+REPO_MOUNT = "/srv/cyrus-repo"
+LOCAL_SOURCE = "/etc/apt/sources.list.d/cyrus-local.list"
+BOOT_TIMEOUT_S = 60
+WAIT_TIMEOUT_S = 30
+PUBLISHED_PORTS = (24, 110, 143, 993, 995, 4190)
+
+SYSTEMD_ENTRYPOINT = [
+    "/bin/sh",
+    "-c",
+    "umount -R /sys/fs/cgroup && mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup"
+    " && exec /sbin/init",
+]
+
+
+class CommandFailed(AssertionError):
+    """A command in the container exited non-zero; carries what it printed."""
+
+
+@dataclass(frozen=True)
+class Result:
+    exit_code: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def runtime_dependencies(repo: Path) -> list[str]:
+    """Archive packages our .debs depend on (first alternative), without our own."""
+    ours, wanted = set(), set()
+    with (repo / "Packages").open() as handle:
+        for stanza in Packages.iter_paragraphs(handle):
+            ours.add(stanza["Package"])
+            for alternatives in stanza.relations["depends"]:
+                wanted.add(alternatives[0]["name"])
+    return sorted(wanted - ours)
+
+
+def test_image(client: docker.DockerClient, distribution: str, init: str, repo: Path) -> str:
+    """The init flavour with our packages' dependencies preinstalled, so tests install fast."""
+    parent = flavour_image(client, distribution, init)
+    # python3 runs the tests' LMTP client inside the container.
+    packages = " ".join([*runtime_dependencies(repo), "python3"])
+    body = f"RUN {APT_INSTALL} {packages} && apt-get clean\n"
+    return ensure_image(client, Recipe(f"test-{init}-{distribution}", parent, body))
+
+
+class DebianContainer(DockerContainer):
+    """A booted Debian system: PID 1 is systemd or sysvinit's init."""
+
+    def __init__(self, image: str, init: str, repo: Path) -> None:
+        super().__init__(image)
+        self.init = init
+        self.with_volume_mapping(str(repo), REPO_MOUNT, "ro")
+        for port in PUBLISHED_PORTS:
+            # A random host port on loopback only: nothing else is ever a target.
+            self.with_bind_ports(port, ("127.0.0.1", None))  # type: ignore[arg-type]
+        if init == "systemd":
+            self.with_kwargs(
+                cap_add=["SYS_ADMIN"],
+                cgroupns="private",
+                stop_signal="SIGRTMIN+3",
+                tmpfs={"/run": "", "/run/lock": ""},
+                entrypoint=SYSTEMD_ENTRYPOINT,
+            )
+        else:
+            # /run is a tmpfs on a real machine; the tests reboot and expect it empty.
+            self.with_kwargs(
+                cap_add=["SYS_PTRACE", "SYS_BOOT"],
+                stop_signal="SIGINT",
+                tmpfs={"/run": "", "/run/lock": ""},
+            )
+
+    def port(self, container_port: int) -> int:
+        """The loopback port on the host that reaches container_port."""
+        return int(self.get_exposed_port(container_port))
+
+    def start(self) -> "DebianContainer":
+        super().start()
+        try:
+            self.wait_booted()
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def reboot(self) -> None:
+        """Stop and start the container: init runs again on an empty /run."""
+        self.get_wrapped_container().restart(timeout=30)
+        self.wait_booted()
+
+    def exec(self, command: str, *, user: str = "") -> Result:
+        """Run a shell command; never raises on a non-zero exit."""
+        code, output = self.get_wrapped_container().exec_run(["sh", "-c", command], user=user)
+        return Result(code, output.decode(errors="replace"))
+
+    def write_file(self, path: str, content: bytes | str, mode: int = 0o644) -> None:
+        data = content.encode() if isinstance(content, str) else content
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            info = tarfile.TarInfo(Path(path).name)
+            info.size, info.mode = len(data), mode
+            archive.addfile(info, io.BytesIO(data))
+        self.get_wrapped_container().put_archive(str(Path(path).parent), buffer.getvalue())
+
+    def check(self, command: str, *, user: str = "") -> str:
+        """Run a shell command that must succeed; return its output."""
+        result = self.exec(command, user=user)
+        if not result.ok:
+            raise CommandFailed(f"`{command}` exited {result.exit_code}:\n{result.output}")
+        return result.output
+
+    def read_file(self, path: str) -> str:
+        return self.check(f"cat {shlex.quote(path)}")
+
+    def wait_booted(self) -> None:
+        if self.init == "systemd":
+            probe = "systemctl is-system-running 2>/dev/null | grep -qE '^(running|degraded)$'"
+        else:
+            probe = "runlevel 2>/dev/null | grep -q ' 2$'"
+        self.wait_until(probe, BOOT_TIMEOUT_S, f"{self.init} did not finish booting")
+
+    def wait_until(self, probe: str, timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.exec(probe).ok:
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{what} within {timeout_s} s\n{self.logs_for_humans()}")
+
+    def wait_for_unix_socket(self, path: str, timeout_s: float = WAIT_TIMEOUT_S) -> None:
+        self.wait_until(f"test -S {shlex.quote(path)}", timeout_s, f"no socket {path}")
+
+    def wait_for_tcp(self, port: int, timeout_s: float = WAIT_TIMEOUT_S) -> None:
+        """Wait until something in the container listens on the port, seen with ss."""
+        self.wait_until(
+            f"ss -Hltn 'sport = :{port}' | grep -q LISTEN", timeout_s, f"nothing listens on {port}"
+        )
+
+    def install(self, packages: Iterable[str], *, recommends: bool = False) -> str:
+        """apt-get install from the locally built repository (and the archive for the rest)."""
+        names = " ".join(packages)
+        flag = "" if recommends else "--no-install-recommends"
+        return self.check(
+            f"echo 'deb [trusted=yes] file:{REPO_MOUNT} ./' > {LOCAL_SOURCE}"
+            f" && apt-get update -qq -o Dir::Etc::SourceList={LOCAL_SOURCE}"
+            " -o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=0"
+            f" && DEBIAN_FRONTEND=noninteractive apt-get install -y -q {flag} {names} 2>&1"
+        )
+
+    def service(self, action: str, name: str = "cyrus-imapd") -> Result:
+        if self.init == "systemd":
+            return self.exec(f"systemctl {action} {name} 2>&1")
+        return self.exec(f"service {name} {action} 2>&1")
+
+    def logs_for_humans(self, lines: int = 80) -> str:
+        """What a person looks at first: service status, init log, Cyrus's own lines."""
+        if self.init == "systemd":
+            status = self.exec("systemctl --no-pager status cyrus-imapd 2>&1; systemctl --failed")
+            journal = self.exec(f"journalctl --no-pager -n {lines} 2>&1")
+            cyrus = self.exec("journalctl --no-pager -n 200 SYSLOG_FACILITY=2 2>&1 | tail -n 60")
+        else:
+            status = self.exec("service cyrus-imapd status 2>&1")
+            journal = self.exec(f"tail -n {lines} /var/log/syslog 2>&1")
+            cyrus = self.exec("tail -n 60 /var/log/mail.log 2>&1")
+        return (
+            f"--- service status ---\n{status.output}\n"
+            f"--- {'journal' if self.init == 'systemd' else 'syslog'} ---\n{journal.output}\n"
+            f"--- Cyrus (facility mail) ---\n{cyrus.output}"
+        )
