@@ -20,7 +20,7 @@ from .upstream import SOURCE_PACKAGE, fetch_orig, upstream_version
 BUILD_DISTRIBUTION = "trixie"
 PARALLEL_JOBS = 2
 BUILD_ROOT = "/build"
-RESULT_PATTERNS = ("*.deb", "*.changes", "*.buildinfo", "*.dsc", "*.debian.tar.xz")
+RESULT_PATTERNS = ("*.deb", "*.changes", "*.buildinfo", "*.dsc", "*.debian.tar.xz", "*.orig.tar.xz")
 
 BUILDER_BODY = f"""\
 RUN {APT_INSTALL} build-essential dpkg-dev lintian apt-utils
@@ -94,16 +94,6 @@ def build_packages(output_dir: Path = PACKAGES_DIR, *, check: bool = True) -> Bu
             )
         with phase(f"dpkg-buildpackage (DEB_BUILD_OPTIONS={options})"):
             _run(container, f"cd {source_dir} && dpkg-buildpackage -us -uc 2>&1", log)
-        with phase("lintian"):
-            _run(
-                container,
-                f"""
-                cd {BUILD_ROOT}
-                lintian --info --display-info --fail-on error *.changes > /out/lintian.txt 2>&1 \
-                    || {{ cat /out/lintian.txt; exit 1; }}
-            """,
-                log,
-            )
         with phase("indexing the local apt repository"):
             _run(
                 container,
@@ -114,6 +104,16 @@ def build_packages(output_dir: Path = PACKAGES_DIR, *, check: bool = True) -> Bu
                 apt-ftparchive packages . > Packages
                 gzip -9nk Packages
                 apt-ftparchive release . > Release
+            """,
+                log,
+            )
+        with phase("lintian"):
+            _run(
+                container,
+                """
+                cd /out
+                lintian --info --display-info --fail-on error *.changes > /out/lintian.txt 2>&1 \
+                    || { cat /out/lintian.txt; exit 1; }
             """,
                 log,
             )

@@ -15,9 +15,14 @@ from pathlib import Path
 
 import docker
 from debian.deb822 import Packages
+from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 
 from .images import APT_INSTALL, Recipe, ensure_image, flavour_image
+
+# Ryuk, testcontainers' reaper, is an image that cannot be pulled here; the
+# fixtures remove their containers themselves.
+testcontainers_config.ryuk_disabled = True
 
 REPO_MOUNT = "/srv/cyrus-repo"
 LOCAL_SOURCE = "/etc/apt/sources.list.d/cyrus-local.list"
@@ -51,7 +56,7 @@ def runtime_dependencies(repo: Path) -> list[str]:
     """Archive packages our .debs depend on (first alternative), without our own."""
     ours, wanted = set(), set()
     with (repo / "Packages").open() as handle:
-        for stanza in Packages.iter_paragraphs(handle):
+        for stanza in Packages.iter_paragraphs(handle, use_apt_pkg=False):
             ours.add(stanza["Package"])
             for alternatives in stanza.relations["depends"]:
                 wanted.add(alternatives[0]["name"])
@@ -76,21 +81,21 @@ class DebianContainer(DockerContainer):
         self.with_volume_mapping(str(repo), REPO_MOUNT, "ro")
         for port in PUBLISHED_PORTS:
             # A random host port on loopback only: nothing else is ever a target.
-            self.with_bind_ports(port, ("127.0.0.1", None))  # type: ignore[arg-type]
+            # (with_bind_ports cannot say "any port, on one address": set it directly.)
+            self.ports[f"{port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
+        # /run is a tmpfs on a real machine; the tests reboot and expect it empty.
+        self.with_tmpfs_mount("/run").with_tmpfs_mount("/run/lock")
         if init == "systemd":
             self.with_kwargs(
                 cap_add=["SYS_ADMIN"],
                 cgroupns="private",
                 stop_signal="SIGRTMIN+3",
-                tmpfs={"/run": "", "/run/lock": ""},
                 entrypoint=SYSTEMD_ENTRYPOINT,
             )
         else:
-            # /run is a tmpfs on a real machine; the tests reboot and expect it empty.
             self.with_kwargs(
                 cap_add=["SYS_PTRACE", "SYS_BOOT"],
                 stop_signal="SIGINT",
-                tmpfs={"/run": "", "/run/lock": ""},
             )
 
     def port(self, container_port: int) -> int:
