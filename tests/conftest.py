@@ -1,10 +1,99 @@
-"""Shared by every test: where the built packages are."""
+"""Shared by every test: the built packages, and booted Debian containers to install them in.
 
+Container lifecycle lives here; assertions live in the tests. Every container
+is removed when its scope ends, whether the tests passed, failed or were
+interrupted.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import docker
 import pytest
 
+from cyrus_deb.containers import DebianContainer, image_for_tests
+from cyrus_deb.engine import docker_client
+from cyrus_deb.images import INIT_SYSTEMS
 from cyrus_deb.paths import PACKAGES_DIR
+
+DISTRIBUTION = "trixie"
+
+
+@dataclass(frozen=True)
+class Target:
+    distribution: str
+    init: str
+
+    def __str__(self) -> str:
+        return f"{self.distribution}-{self.init}"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--init",
+        action="append",
+        choices=INIT_SYSTEMS,
+        help="run the container tests on this init system only (repeatable)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "target" in metafunc.fixturenames:
+        inits = metafunc.config.getoption("--init") or INIT_SYSTEMS
+        targets = [Target(DISTRIBUTION, init) for init in inits]
+        metafunc.parametrize("target", targets, ids=str, scope="module")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """On failure, attach what a person looks at first: status, init log, Cyrus's lines."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            machine = getattr(value, "machine", value)
+            if isinstance(machine, DebianContainer):
+                try:
+                    report.sections.append(("container logs", machine.logs_for_humans()))
+                except Exception as error:  # the container may be gone already
+                    report.sections.append(("container logs", f"unavailable: {error}"))
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> docker.DockerClient:
+    return docker_client()
+
+
+class ImagesByTarget(dict[Target, str]):
+    """Test image tags by target, each built (or found cached) on first use."""
+
+    def __init__(self, client: docker.DockerClient, repo: Path) -> None:
+        super().__init__()
+        self.client, self.repo = client, repo
+
+    def __missing__(self, target: Target) -> str:
+        self[target] = image_for_tests(self.client, target.distribution, target.init, self.repo)
+        return self[target]
+
+
+@pytest.fixture(scope="session")
+def images(docker_engine, packages_dir) -> ImagesByTarget:
+    return ImagesByTarget(docker_engine, packages_dir)
+
+
+def boot(images, target: Target, packages_dir) -> DebianContainer:
+    return DebianContainer(images[target], target.init, packages_dir).start()
+
+
+@pytest.fixture
+def fresh_machine(images, target, packages_dir) -> Iterator[DebianContainer]:
+    """A booted system with nothing of ours installed, for tests that change it."""
+    machine = boot(images, target, packages_dir)
+    try:
+        yield machine
+    finally:
+        machine.stop()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import re
 import pytest
 import testinfra
 
-from .clients import imap_connect, imap_login, lmtp_deliver, make_message
+from ..clients import imap_connect, imap_login, lmtp_deliver, make_message
 
 pytestmark = pytest.mark.integration
 

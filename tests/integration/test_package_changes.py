@@ -2,7 +2,7 @@
 
 import pytest
 
-from .clients import imap_login, lmtp_deliver, make_message, provision_users
+from ..clients import imap_login, lmtp_deliver, make_message, provision_users
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -62,10 +62,13 @@ def build_packages(output_dir: Path = PACKAGES_DIR, *, check: bool = True) -> Bu
         orig = fetch_orig(output_dir.parent / "orig")
     with phase("preparing the build image"):
         image = builder_image(client)
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    output_dir.mkdir(parents=True)
-    log = output_dir / "build.log"
+    # Build beside the previous result and swap only on success: a failed
+    # build leaves the last good packages (and their apt index) in place.
+    staging = output_dir.with_name(output_dir.name + ".new")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    log = staging / "build.log"
     options = f"parallel={PARALLEL_JOBS}" + ("" if check else " nocheck")
     source_dir = f"{BUILD_ROOT}/{SOURCE_PACKAGE}-{version}"
     container = client.containers.run(
@@ -76,7 +79,7 @@ def build_packages(output_dir: Path = PACKAGES_DIR, *, check: bool = True) -> Bu
         volumes={
             str(DEBIAN_DIR): {"bind": "/debian", "mode": "ro"},
             str(orig.parent): {"bind": "/orig", "mode": "ro"},
-            str(output_dir): {"bind": "/out", "mode": "rw"},
+            str(staging): {"bind": "/out", "mode": "rw"},
         },
         environment={"DEB_BUILD_OPTIONS": options, "LC_ALL": "C.UTF-8"},
     )
@@ -119,6 +122,9 @@ def build_packages(output_dir: Path = PACKAGES_DIR, *, check: bool = True) -> Bu
             )
     finally:
         container.stop(timeout=1)
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    staging.rename(output_dir)
     debs = sorted(output_dir.glob("*.deb"))
     say(f"{len(debs)} packages in {output_dir} (apt: deb [trusted=yes] file:{output_dir} ./)")
     return BuildResult(output_dir, debs, output_dir / "lintian.txt")

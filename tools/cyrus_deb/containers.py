@@ -63,7 +63,7 @@ def runtime_dependencies(repo: Path) -> list[str]:
     return sorted(wanted - ours)
 
 
-def test_image(client: docker.DockerClient, distribution: str, init: str, repo: Path) -> str:
+def image_for_tests(client: docker.DockerClient, distribution: str, init: str, repo: Path) -> str:
     """The init flavour with our packages' dependencies preinstalled, so tests install fast."""
     parent = flavour_image(client, distribution, init)
     # python3 runs the tests' LMTP client inside the container.
@@ -164,15 +164,27 @@ class DebianContainer(DockerContainer):
             f"ss -Hltn 'sport = :{port}' | grep -q LISTEN", timeout_s, f"nothing listens on {port}"
         )
 
-    def install(self, packages: Iterable[str], *, recommends: bool = False) -> str:
-        """apt-get install from the locally built repository (and the archive for the rest)."""
+    def install(
+        self, packages: Iterable[str], *, recommends: bool = False, source: str = "local"
+    ) -> str:
+        """apt-get install, as an administrator would, keeping changed conffiles.
+
+        source="local" adds the locally built repository (our packages win by
+        version); source="archive" installs from Debian's archive alone, for
+        the "before" side of an upgrade.
+        """
         names = " ".join(packages)
         flag = "" if recommends else "--no-install-recommends"
-        return self.check(
+        add_local = (
             f"echo 'deb [trusted=yes] file:{REPO_MOUNT} ./' > {LOCAL_SOURCE}"
             f" && apt-get update -qq -o Dir::Etc::SourceList={LOCAL_SOURCE}"
-            " -o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=0"
-            f" && DEBIAN_FRONTEND=noninteractive apt-get install -y -q {flag} {names} 2>&1"
+            " -o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=0 && "
+        )
+        return self.check(
+            (add_local if source == "local" else "")
+            + "DEBIAN_FRONTEND=noninteractive apt-get install -y -q"
+            " -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
+            f" {flag} {names} 2>&1"
         )
 
     def service(self, action: str, name: str = "cyrus-imapd") -> Result:

@@ -27,8 +27,14 @@ class CyrusUsers:
 def provision_users(machine: DebianContainer) -> CyrusUsers:
     """sasldb users (admin cyrus, alice, bob) and their INBOXes, created over IMAP."""
     # saslpasswd2 files users under a realm, Cyrus looks them up under
-    # servername: pin both (README.Debian, Authentication).
-    machine.check(f"echo 'servername: {SERVERNAME}' >> /etc/imapd.conf")
+    # servername: pin both (README.Debian, Authentication). A key given
+    # twice is fatal, so add only what is missing (Debian's own 3.x
+    # packages ship no admins: line).
+    machine.check(
+        "grep -q '^servername:' /etc/imapd.conf"
+        f" || echo 'servername: {SERVERNAME}' >> /etc/imapd.conf;"
+        " grep -q '^admins:' /etc/imapd.conf || echo 'admins: cyrus' >> /etc/imapd.conf"
+    )
     users = CyrusUsers("cyrus", "admin-secret", {"alice": "alice-secret", "bob": "bob-secret"})
     for name, password in {users.admin: users.admin_password, **users.passwords}.items():
         machine.check(f"echo {shlex.quote(password)} | saslpasswd2 -p -c -u {SERVERNAME} {name}")
@@ -36,8 +42,9 @@ def provision_users(machine: DebianContainer) -> CyrusUsers:
     assert restart.ok, f"restart after provisioning failed: {restart.output}"
     machine.wait_for_tcp(143)
     imap = imap_login(machine, users.admin, users.admin_password)
+    separator = hierarchy_separator(imap)
     for name in users.passwords:
-        status, data = imap.create(f"user/{name}")
+        status, data = imap.create(f"user{separator}{name}")
         assert status == "OK", data
     imap.logout()
     return users
@@ -52,10 +59,18 @@ def tls_context() -> ssl.SSLContext:
 
 
 def imap_connect(machine: DebianContainer, *, starttls: bool = True) -> imaplib.IMAP4:
+    """Connect to port 143; with starttls, upgrade to TLS whenever the server offers it
+    (ours always does; Debian's own 3.10 does not by default)."""
     imap = imaplib.IMAP4("127.0.0.1", machine.port(143), timeout=30)
-    if starttls:
+    if starttls and "STARTTLS" in imap.capabilities:
         imap.starttls(tls_context())
     return imap
+
+
+def hierarchy_separator(imap: imaplib.IMAP4) -> str:
+    """'/' with unixhierarchysep (our default), '.' without (Debian's own packages)."""
+    _, data = imap.list('""', '""')
+    return data[0].decode().split('"')[1]
 
 
 def imap_login(machine: DebianContainer, user: str, password: str) -> imaplib.IMAP4:

@@ -1,0 +1,57 @@
+"""The tools' own logic: mirror discovery and the upstream tarball pin."""
+
+import hashlib
+
+import pytest
+
+from cyrus_deb.errors import UserError
+from cyrus_deb.mirror import host_mirror
+from cyrus_deb.upstream import orig_name, pinned_sha256, sha256_of, upstream_version
+
+
+@pytest.fixture
+def apt_dir(tmp_path):
+    (tmp_path / "sources.list.d").mkdir()
+    return tmp_path
+
+
+def test_mirror_comes_from_a_deb822_sources_file_skipping_security(apt_dir):
+    (apt_dir / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://security.example/debian-security\nSuites: trixie-security\n"
+        "Components: main\n\n"
+        "Types: deb deb-src\nURIs: http://mirror.example/debian/\nSuites: trixie\n"
+        "Components: main\n"
+    )
+    assert host_mirror(apt_dir) == "http://mirror.example/debian"
+
+
+def test_mirror_comes_from_a_one_line_entry_with_options(apt_dir):
+    (apt_dir / "sources.list").write_text(
+        "# a comment\ndeb [arch=amd64 signed-by=/k.gpg] http://one.example/debian bookworm main\n"
+    )
+    assert host_mirror(apt_dir) == "http://one.example/debian"
+
+
+def test_third_party_repositories_are_not_taken_for_a_debian_mirror(apt_dir):
+    (apt_dir / "sources.list.d" / "node.sources").write_text(
+        "Types: deb\nURIs: https://deb.nodesource.example/node_20.x\nSuites: nodistro\n"
+    )
+    with pytest.raises(UserError, match="No Debian mirror"):
+        host_mirror(apt_dir)
+
+
+def test_the_changelog_names_the_pinned_upstream_tarball():
+    name = orig_name(upstream_version())
+    assert name == "cyrus-imapd_3.12.4.orig.tar.xz"
+    assert len(pinned_sha256(name)) == 64
+
+
+def test_an_unpinned_tarball_is_refused_with_what_to_do():
+    with pytest.raises(UserError, match=r"(?s)pins no sha256.*Add the line"):
+        pinned_sha256("cyrus-imapd_9.9.9.orig.tar.xz")
+
+
+def test_sha256_of_reads_the_whole_file(tmp_path):
+    data = b"x" * (3 << 20)
+    (tmp_path / "f").write_bytes(data)
+    assert sha256_of(tmp_path / "f") == hashlib.sha256(data).hexdigest()
