@@ -7,13 +7,15 @@ import shlex
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from cyrus_deb.containers import DebianContainer
 
 LMTP_SOCKET = "/run/cyrus/socket/lmtp"
-LMTP_CLIENT = "/usr/local/lib/cyrus-tests/lmtp_client.py"
+# Not under /tmp: systemd mounts a tmpfs there, over what docker writes.
+TEST_FILES = "/usr/local/lib/cyrus-tests"
+LMTP_CLIENT = f"{TEST_FILES}/lmtp_client.py"
 SERVERNAME = "mail.example.test"
 
 
@@ -84,6 +86,7 @@ def make_message(subject: str, body: str = "Hello from the tests.\n") -> bytes:
     message["From"] = "sender@example.test"
     message["To"] = "alice@example.test"
     message["Subject"] = subject
+    message["Date"] = formatdate(localtime=False)  # lmtpd would add one if missing
     # Cyrus drops a second message with the same Message-ID to a mailbox.
     message["Message-ID"] = make_msgid(domain="example.test")
     message.set_content(body)
@@ -94,9 +97,9 @@ def lmtp_deliver(
     machine: DebianContainer, recipients: list[str], message: bytes, sender: str = "s@example.test"
 ) -> dict:
     """Deliver over the LMTP unix socket with a real client; return every reply."""
-    machine.check(f"mkdir -p {Path(LMTP_CLIENT).parent}")
+    machine.check(f"mkdir -p {TEST_FILES}")
     machine.write_file(LMTP_CLIENT, (Path(__file__).parent / "lmtp_client.py").read_text())
-    machine.write_file("/tmp/lmtp-message.eml", message)
+    machine.write_file(f"{TEST_FILES}/message.eml", message)
     arguments = " ".join(shlex.quote(r) for r in [LMTP_SOCKET, sender, *recipients])
-    output = machine.check(f"python3 {LMTP_CLIENT} {arguments} < /tmp/lmtp-message.eml")
+    output = machine.check(f"python3 {LMTP_CLIENT} {arguments} < {TEST_FILES}/message.eml")
     return json.loads(output)
