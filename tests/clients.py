@@ -97,7 +97,6 @@ def lmtp_deliver(
     machine: DebianContainer, recipients: list[str], message: bytes, sender: str = "s@example.test"
 ) -> dict:
     """Deliver over the LMTP unix socket with a real client; return every reply."""
-    machine.check(f"mkdir -p {TEST_FILES}")
     machine.write_file(LMTP_CLIENT, (Path(__file__).parent / "lmtp_client.py").read_text())
     machine.write_file(f"{TEST_FILES}/message.eml", message)
     arguments = " ".join(shlex.quote(r) for r in [LMTP_SOCKET, sender, *recipients])

@@ -9,7 +9,8 @@ from cyrus_deb.containers import DebianContainer
 from .clients import imap_login
 
 UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
-FETCH_ITEM = re.compile(rb"UID (\d+) FLAGS \(([^)]*)\)")
+FETCH_UID = re.compile(rb"UID (\d+)")
+FETCH_FLAGS = re.compile(rb"FLAGS \(([^)]*)\)")
 
 
 def _mailbox_names(imap: imaplib.IMAP4, command: str) -> list[str]:
@@ -26,9 +27,9 @@ def _mailbox(imap: imaplib.IMAP4, name: str) -> dict:
         _, fetched = imap.uid("FETCH", "1:*", "(UID FLAGS BODY.PEEK[])")
         for part in fetched:
             if isinstance(part, tuple):
-                uid, flags = FETCH_ITEM.search(part[0]).groups()
-                digest = hashlib.sha256(part[1]).hexdigest()
-                messages[int(uid)] = (" ".join(sorted(flags.decode().split())), digest)
+                uid = int(FETCH_UID.search(part[0]).group(1))
+                flags = sorted(FETCH_FLAGS.search(part[0]).group(1).decode().split())
+                messages[uid] = (" ".join(flags), hashlib.sha256(part[1]).hexdigest())
     return {"uidvalidity": uidvalidity, "messages": messages}
 
 

@@ -5,7 +5,7 @@ import re
 import pytest
 import testinfra
 
-from ..clients import imap_connect, imap_login, lmtp_deliver, make_message
+from ..clients import TEST_FILES, imap_connect, imap_login, lmtp_deliver, make_message
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +135,46 @@ def test_daily_job_dumps_the_mailbox_list(server):
         run_cron_line(machine)
     assert dump.exists and dump.mode == 0o600
     assert "alice" in dump.content_string
+
+
+def test_cyrus_makedirs_creates_hashed_partitions_and_is_idempotent(server):
+    machine = server.machine
+    machine.write_file(
+        f"{TEST_FILES}/alt-imapd.conf",
+        "configdirectory: /srv/alt/config\npartition-default: /srv/alt/spool\n"
+        "partition-second: /srv/alt/second\nmetapartition-second: /srv/alt/meta\n"
+        "sievedir: /srv/alt/sieve\nhashimapspool: yes\nfulldirhash: yes\n",
+    )
+    first = machine.check(f"cyrus-makedirs -C {TEST_FILES}/alt-imapd.conf")
+    assert "creating /srv/alt/second/W" in first
+    for path in (
+        "/srv/alt/spool/A",
+        "/srv/alt/meta/W",
+        "/srv/alt/config/user/K",
+        "/srv/alt/sieve/B",
+    ):
+        directory = host_of(machine).file(path)
+        assert (directory.user, directory.group, directory.mode) == ("cyrus", "mail", 0o750)
+    assert not host_of(machine).file("/srv/alt/spool/a").exists
+    assert machine.check(f"cyrus-makedirs -C {TEST_FILES}/alt-imapd.conf") == ""
+
+
+def test_cyrus_makedirs_reports_a_config_it_cannot_parse(server):
+    machine = server.machine
+    machine.write_file(f"{TEST_FILES}/bad-imapd.conf", "partition-default /no/colon\n")
+    result = machine.exec(f"cyrus-makedirs -C {TEST_FILES}/bad-imapd.conf 2>&1")
+    assert result.exit_code == 1
+    assert "Cyrus cannot parse" in result.output
+
+
+def test_stop_closes_every_port_and_start_brings_them_back(server):
+    machine = server.machine
+    assert machine.service("stop").ok
+    machine.wait_until(
+        "! ss -Hltnx | grep -qE ':143 |:110 |/run/cyrus/socket/lmtp'", 30, "still open"
+    )
+    assert not machine.service("status").ok
+    assert machine.service("start").ok
+    machine.wait_for_tcp(143)
+    machine.wait_for_unix_socket("/run/cyrus/socket/lmtp")
+    assert machine.service("status").ok

@@ -47,9 +47,10 @@ def test_upgrade_from_debian_13_cyrus_3_10_keeps_every_message_and_flag(fresh_ma
     machine = fresh_machine
     machine.install(DEBIAN_PACKAGES, source="archive")
     assert machine.check("dpkg-query -W -f='${Version}' cyrus-common").startswith("3.10.")
-    # Debian's cyrus.conf runs nntp and http, whose programs are in packages
-    # not installed, so its master does not start: fix it as an admin would.
-    machine.check(r"sed -i -E 's/^(\s*(nntp|http)\s)/#\1/' /etc/cyrus.conf")
+    # Debian's cyrus.conf runs pop3, nntp and http, whose programs are in
+    # packages not installed, so its master does not start: fix it as an
+    # administrator would.
+    machine.check(r"sed -i -E 's/^(\s*(pop3|nntp|http)\s)/#\1/' /etc/cyrus.conf")
     users = provision_users(machine)
     populate(machine, users.passwords)
     before = fingerprint(machine, users.passwords)

@@ -128,6 +128,7 @@ class DebianContainer(DockerContainer):
             info = tarfile.TarInfo(Path(path).name)
             info.size, info.mode = len(data), mode
             archive.addfile(info, io.BytesIO(data))
+        self.check(f"mkdir -p {shlex.quote(str(Path(path).parent))}")
         self.get_wrapped_container().put_archive(str(Path(path).parent), buffer.getvalue())
 
     def check(self, command: str, *, user: str = "") -> str:
