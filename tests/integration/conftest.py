@@ -10,7 +10,14 @@ from cyrus_deb.containers import DebianContainer
 from ..clients import CyrusUsers, provision_users
 from ..conftest import boot
 
-SERVER_PACKAGES = ("cyrus-imapd", "cyrus-pop3d", "cyrus-admin", "cyrus-clients", "sasl2-bin")
+SERVER_PACKAGES = (
+    "cyrus-imapd",
+    "cyrus-pop3d",
+    "cyrus-admin",
+    "cyrus-clients",
+    "sasl2-bin",
+    "ssl-cert",
+)
 
 
 @dataclass(frozen=True)
@@ -25,7 +32,7 @@ class CyrusServer:
 def server(images, target, packages_dir) -> Iterator[CyrusServer]:
     machine = boot(images, target, packages_dir)
     try:
-        machine.install([*SERVER_PACKAGES, "ssl-cert"])
+        machine.install(SERVER_PACKAGES)
         users = provision_users(machine)
         yield CyrusServer(machine, users)
     finally:
