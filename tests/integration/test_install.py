@@ -178,3 +178,12 @@ def test_stop_closes_every_port_and_start_brings_them_back(server):
     machine.wait_for_tcp(143)
     machine.wait_for_unix_socket("/run/cyrus/socket/lmtp")
     assert machine.service("status").ok
+
+
+def test_lmtp_delivers_to_several_recipients_and_refuses_an_unknown_one(server):
+    message = make_message("to several recipients")
+    replies = lmtp_deliver(server.machine, ["alice", "nobody", "bob"], message)
+    assert replies["rcpt"]["nobody"].startswith("550"), replies
+    assert replies["data"]["alice"].startswith("250"), replies
+    assert replies["data"]["bob"].startswith("250"), replies
+    assert "nobody" not in replies["data"]
