@@ -3,6 +3,9 @@
 import random
 
 import pytest
+from debian.changelog import Changelog
+
+from cyrus_deb.paths import DEBIAN_DIR
 
 from ..clients import (
     hierarchy_separator,
@@ -18,6 +21,7 @@ pytestmark = [pytest.mark.upgrade, pytest.mark.slow]
 DEBIAN_PACKAGES = ["cyrus-imapd", "cyrus-admin", "sasl2-bin", "ssl-cert"]
 MESSAGES_PER_USER = 40
 SEED = 20261125
+OUR_VERSION = str(Changelog((DEBIAN_DIR / "changelog").read_text(), max_blocks=1).version)
 
 
 def populate(machine, passwords: dict[str, str]) -> None:
@@ -43,10 +47,17 @@ def populate(machine, passwords: dict[str, str]) -> None:
         imap.logout()
 
 
-def test_upgrade_from_debian_13_cyrus_3_10_keeps_every_message_and_flag(fresh_machine):
+# Debian 13's own package, and its 3.12 backport (a same-series upgrade
+# between two packagings).
+DEBIAN_RELEASES = {"trixie": "3.10.", "trixie-backports": "3.12.3"}
+
+
+@pytest.mark.parametrize("suite", DEBIAN_RELEASES)
+def test_upgrade_from_debian_13_package_keeps_every_message_and_flag(fresh_machine, suite):
     machine = fresh_machine
-    machine.install(DEBIAN_PACKAGES, source="archive")
-    assert machine.check("dpkg-query -W -f='${Version}' cyrus-common").startswith("3.10.")
+    machine.install(DEBIAN_PACKAGES, source="archive", release=suite)
+    version = machine.check("dpkg-query -W -f='${Version}' cyrus-common")
+    assert version.startswith(DEBIAN_RELEASES[suite]), version
     # Debian's cyrus.conf runs pop3, nntp and http, whose programs are in
     # packages not installed, so its master does not start: fix it as an
     # administrator would.
@@ -57,7 +68,7 @@ def test_upgrade_from_debian_13_cyrus_3_10_keeps_every_message_and_flag(fresh_ma
     assert message_count(before) == 2 * (MESSAGES_PER_USER + 5)
 
     machine.install(["cyrus-imapd", "cyrus-common", "cyrus-admin"])
-    assert machine.check("dpkg-query -W -f='${Version}' cyrus-common").startswith("3.12.")
+    assert machine.check("dpkg-query -W -f='${Version}' cyrus-common") == OUR_VERSION
     machine.wait_for_tcp(143)
 
     after = fingerprint(machine, users.passwords)

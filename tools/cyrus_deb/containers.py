@@ -166,16 +166,25 @@ class DebianContainer(DockerContainer):
         )
 
     def install(
-        self, packages: Iterable[str], *, recommends: bool = False, source: str = "local"
+        self,
+        packages: Iterable[str],
+        *,
+        recommends: bool = False,
+        source: str = "local",
+        release: str | None = None,
     ) -> str:
         """apt-get install, as an administrator would, keeping changed conffiles.
 
         source="local" adds the locally built repository (our packages win by
         version); source="archive" installs from Debian's archive alone, for
-        the "before" side of an upgrade.
+        the "before" side of an upgrade, from `release` (a suite such as
+        trixie-backports, added to apt's sources) when given.
         """
         names = " ".join(packages)
         flag = "" if recommends else "--no-install-recommends"
+        if release:
+            self.add_archive_suite(release)
+            flag += f" -t {release}"
         add_local = (
             f"echo 'deb [trusted=yes] file:{REPO_MOUNT} ./' > {LOCAL_SOURCE}"
             f" && apt-get update -qq -o Dir::Etc::SourceList={LOCAL_SOURCE}"
@@ -186,6 +195,16 @@ class DebianContainer(DockerContainer):
             + "DEBIAN_FRONTEND=noninteractive apt-get install -y -q"
             " -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
             f" {flag} {names} 2>&1"
+        )
+
+    def add_archive_suite(self, suite: str) -> None:
+        """Add a suite of the archive the image was made from (e.g. trixie-backports)."""
+        mirror = self.check(
+            "sed -n 's/^deb \\([^ ]*\\) .*/\\1/p' /etc/apt/sources.list | head -n 1"
+        ).strip()
+        self.check(
+            f"echo 'deb {mirror} {suite} main' > /etc/apt/sources.list.d/{suite}.list"
+            " && apt-get update -qq"
         )
 
     def service(self, action: str, name: str = "cyrus-imapd") -> Result:
