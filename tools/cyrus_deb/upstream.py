@@ -59,14 +59,14 @@ def _apt(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["apt-get", *options, *args], capture_output=True, text=True, check=False)
 
 
-def _uri_from_apt(state: Path, name: str, version: str) -> str | None:
-    result = _apt(state, "source", "--print-uris", f"{SOURCE_PACKAGE}={version}-*")
-    if result.returncode != 0:
-        result = _apt(state, "source", "--print-uris", SOURCE_PACKAGE)
-    for line in result.stdout.splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[1] == name:
-            return words[0].strip("'")
+def _uri_from_apt(state: Path, name: str) -> str | None:
+    """The pool URI of `name`, from the first suite whose cyrus-imapd source lists it."""
+    for suite in SOURCE_SUITES:
+        result = _apt(state, "source", "--print-uris", f"{SOURCE_PACKAGE}/{suite}")
+        for line in result.stdout.splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[1] == name:
+                return words[0].strip("'")
     return None
 
 
@@ -77,7 +77,7 @@ def fetch_orig(destination_dir: Path) -> Path:
     expected = pinned_sha256(name)
     cached = cache_dir() / name
     if not cached.exists() or sha256_of(cached) != expected:
-        _download(name, version, expected, cached)
+        _download(name, expected, cached)
     destination_dir.mkdir(parents=True, exist_ok=True)
     target = destination_dir / name
     if not target.exists() or sha256_of(target) != expected:
@@ -85,7 +85,7 @@ def fetch_orig(destination_dir: Path) -> Path:
     return target
 
 
-def _download(name: str, version: str, expected: str, cached: Path) -> None:
+def _download(name: str, expected: str, cached: Path) -> None:
     mirror = host_mirror()
     state = cache_dir() / "apt-sources"
     (state / "lists" / "partial").mkdir(parents=True, exist_ok=True)
@@ -97,7 +97,7 @@ def _download(name: str, version: str, expected: str, cached: Path) -> None:
     update = _apt(state, "update")
     if update.returncode != 0:
         raise UserError(f"apt-get update of the source indexes failed:\n{update.stderr}")
-    uri = _uri_from_apt(state, name, version)
+    uri = _uri_from_apt(state, name)
     if uri is None:
         raise UserError(
             f"{name} is in none of the suites {', '.join(SOURCE_SUITES)} on {mirror}.\n"
