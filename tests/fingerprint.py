@@ -46,7 +46,7 @@ def fingerprint(machine: DebianContainer, passwords: dict[str, str]) -> dict:
     return result
 
 
-def message_count(print_: dict) -> int:
+def message_count(snapshot: dict) -> int:
     return sum(
-        len(box["messages"]) for user in print_.values() for box in user["mailboxes"].values()
+        len(box["messages"]) for user in snapshot.values() for box in user["mailboxes"].values()
     )

@@ -7,10 +7,6 @@ from ..clients import imap_login, lmtp_deliver, make_message, provision_users
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def listening(machine, port: int) -> bool:
-    return machine.exec(f"ss -Hltn 'sport = :{port}' | grep -q LISTEN").ok
-
-
 def master_pid(machine) -> str:
     return machine.read_file("/run/cyrus/master.pid").strip()
 
@@ -22,15 +18,15 @@ def test_installing_pop3d_turns_pop3_on_and_removing_it_turns_it_off_without_a_r
     machine.install(["cyrus-imapd"])
     machine.wait_for_tcp(143)
     pid = master_pid(machine)
-    assert not listening(machine, 110)
+    assert not machine.listens(110)
 
     machine.install(["cyrus-pop3d"])
     machine.wait_for_tcp(110)
     machine.wait_for_tcp(995)
 
     machine.check("DEBIAN_FRONTEND=noninteractive apt-get remove -y cyrus-pop3d")
-    machine.wait_until("! ss -Hltn 'sport = :110' | grep -q LISTEN", 30, "pop3 still listens")
-    assert listening(machine, 143)
+    machine.wait_for_tcp_closed(110)
+    assert machine.listens(143)
     assert master_pid(machine) == pid
     assert "pop3d is not installed" in machine.read_file("/run/cyrus/cyrus.conf")
 
@@ -47,7 +43,7 @@ def test_broken_imapd_conf_fails_the_start_with_cyrus_own_words_and_loses_nothin
     # sysvinit prints Cyrus's words on the terminal, systemd in the unit's journal.
     told = restart.output + machine.service_log()
     assert "option 'admins' was specified twice" in told, told
-    assert not listening(machine, 143)
+    assert not machine.listens(143)
     machine.check("test -d /var/lib/cyrus && test -d /var/spool/cyrus/mail")
 
     machine.write_file("/etc/imapd.conf", original, mode=0o640)

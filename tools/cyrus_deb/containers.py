@@ -38,6 +38,10 @@ SYSTEMD_ENTRYPOINT = [
 ]
 
 
+def _listen_probe(port: int) -> str:
+    return f"ss -Hltn 'sport = :{port}' | grep -q LISTEN"
+
+
 class CommandFailed(AssertionError):
     """A command in the container exited non-zero; carries what it printed."""
 
@@ -159,11 +163,15 @@ class DebianContainer(DockerContainer):
     def wait_for_unix_socket(self, path: str, timeout_s: float = WAIT_TIMEOUT_S) -> None:
         self.wait_until(f"test -S {shlex.quote(path)}", timeout_s, f"no socket {path}")
 
+    def listens(self, port: int) -> bool:
+        """Whether something in the container listens on the TCP port, seen with ss."""
+        return self.exec(_listen_probe(port)).ok
+
     def wait_for_tcp(self, port: int, timeout_s: float = WAIT_TIMEOUT_S) -> None:
-        """Wait until something in the container listens on the port, seen with ss."""
-        self.wait_until(
-            f"ss -Hltn 'sport = :{port}' | grep -q LISTEN", timeout_s, f"nothing listens on {port}"
-        )
+        self.wait_until(_listen_probe(port), timeout_s, f"nothing listens on {port}")
+
+    def wait_for_tcp_closed(self, port: int, timeout_s: float = WAIT_TIMEOUT_S) -> None:
+        self.wait_until(f"! {{ {_listen_probe(port)}; }}", timeout_s, f"{port} still listens")
 
     def install(
         self,
