@@ -40,8 +40,10 @@ def test_broken_imapd_conf_fails_the_start_with_cyrus_own_words_and_loses_nothin
 
     restart = machine.service("restart")
     assert not restart.ok
-    # sysvinit prints Cyrus's words on the terminal, systemd in the unit's journal.
-    told = restart.output + machine.service_log()
+    # sysvinit prints Cyrus's words on the terminal, systemd in the unit's status.
+    status = machine.service("status")
+    assert not status.ok
+    told = restart.output + status.output
     assert "option 'admins' was specified twice" in told, told
     assert not machine.listens(143)
     machine.check("test -d /var/lib/cyrus && test -d /var/spool/cyrus/mail")

@@ -220,12 +220,6 @@ class DebianContainer(DockerContainer):
             return self.exec(f"systemctl {action} {name} 2>&1")
         return self.exec(f"service {name} {action} 2>&1")
 
-    def service_log(self, name: str = "cyrus-imapd", lines: int = 50) -> str:
-        """The service's own log: its journal on systemd, syslog on sysvinit."""
-        if self.init == "systemd":
-            return self.exec(f"journalctl --no-pager -n {lines} -u {name} 2>&1").output
-        return self.exec(f"tail -n {lines} /var/log/syslog 2>&1").output
-
     def logs_for_humans(self, lines: int = 80) -> str:
         """What a person looks at first: service status, init log, Cyrus's own lines."""
         if self.init == "systemd":

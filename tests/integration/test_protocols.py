@@ -1,0 +1,73 @@
+"""IMAP over implicit TLS, POP3 over STLS, and IDLE with idled, as a mail client sees them."""
+
+import imaplib
+import poplib
+import threading
+import time
+
+import imaplib2
+import pytest
+
+from ..clients import imap_login, lmtp_deliver, make_message, tls_context
+
+pytestmark = pytest.mark.integration
+
+IDLE_WAIT_S = 10
+
+
+def test_imap_over_implicit_tls_on_993_logs_in_with_the_snakeoil_certificate(server):
+    imap = imaplib.IMAP4_SSL(
+        "127.0.0.1", server.machine.port(993), ssl_context=tls_context(), timeout=30
+    )
+    assert imap.login("alice", server.users.passwords["alice"])[0] == "OK"
+    assert imap.select("INBOX")[0] == "OK"
+    imap.logout()
+
+
+def test_pop3_over_stls_lists_retrieves_and_deletes_and_imap_sees_the_deletion(server):
+    machine, password = server.machine, server.users.passwords["bob"]
+    messages = [make_message(f"for pop3 {n}") for n in range(2)]
+    for message in messages:
+        assert lmtp_deliver(machine, ["bob"], message)["data"]["bob"].startswith("250")
+    before = imap_login(machine, "bob", password)
+    count_before = int(before.select("INBOX", readonly=True)[1][0])
+    before.logout()
+
+    pop = poplib.POP3("127.0.0.1", machine.port(110), timeout=30)
+    pop.stls(tls_context())
+    pop.user("bob")
+    pop.pass_(password)
+    count, _ = pop.stat()
+    assert count == count_before
+    assert len(pop.list()[1]) == count and len(pop.uidl()[1]) == count
+    retrieved = b"\n".join(pop.retr(count)[1]) + b"\n"
+    assert retrieved.endswith(messages[-1].replace(b"\r\n", b"\n"))
+    pop.dele(count)
+    pop.quit()
+
+    after = imap_login(machine, "bob", password)
+    assert int(after.select("INBOX", readonly=True)[1][0]) == count_before - 1
+    _, found = after.search(None, "SUBJECT", '"for pop3 1"')
+    assert found[0] == b""
+    after.logout()
+
+
+def test_idle_with_idled_reports_a_delivery_within_one_second(server):
+    machine = server.machine
+    client = imaplib2.IMAP4_SSL("127.0.0.1", machine.port(993), timeout=30)
+    try:
+        client.login("alice", server.users.passwords["alice"])
+        client.select("INBOX")
+        notified = threading.Event()
+        client.idle(timeout=IDLE_WAIT_S, callback=lambda _: notified.set())
+        # imaplib2 gives no signal once the server has said "+ idling";
+        # a short, bounded pause lets the IDLE reach the server first.
+        time.sleep(0.5)
+        started = time.monotonic()
+        lmtp_deliver(machine, ["alice"], make_message("wakes the idle client"))
+        assert notified.wait(IDLE_WAIT_S), "no IDLE response within the wait"
+        latency = time.monotonic() - started
+        print(f"IDLE notification with idled: {latency * 1000:.0f} ms after delivery start")
+        assert latency < 1.0
+    finally:
+        client.logout()
