@@ -5,7 +5,7 @@ is removed when its scope ends, whether the tests passed, failed or were
 interrupted.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,11 @@ from cyrus_deb.engine import docker_client
 from cyrus_deb.images import INIT_SYSTEMS
 from cyrus_deb.paths import PACKAGES_DIR
 
+from .behaviour_table import Table, differences, write_table
+
 DISTRIBUTION = "trixie"
+BEHAVIOUR_DOCUMENT = Path(__file__).parent / "integration" / "README.md"
+OBSERVED = pytest.StashKey[Table]()
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         choices=INIT_SYSTEMS,
         help="run the container tests on this init system only (repeatable)",
+    )
+    parser.addoption(
+        "--write-behaviour-table",
+        action="store_true",
+        help="write what the tests observed into tests/integration/README.md"
+        " instead of checking it",
     )
 
 
@@ -58,6 +68,35 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
                     report.sections.append(("container logs", machine.logs_for_humans()))
                 except Exception as error:  # the container may be gone already
                     report.sections.append(("container logs", f"unavailable: {error}"))
+
+
+@pytest.fixture
+def behaviour(request: pytest.FixtureRequest, target: Target) -> Callable[[str, str], None]:
+    """Record what a test observed on its target, for the table in tests/integration/README.md."""
+    observed = request.config.stash.setdefault(OBSERVED, {})
+
+    def record(what: str, value: str) -> None:
+        observed.setdefault(what, {})[str(target)] = value
+
+    return record
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Check every observation against the documented table (or write it, when asked)."""
+    observed = session.config.stash.get(OBSERVED, {})
+    if not observed:
+        return
+    if session.config.getoption("--write-behaviour-table"):
+        write_table(BEHAVIOUR_DOCUMENT, observed)
+        return
+    found = differences(BEHAVIOUR_DOCUMENT, observed)
+    if found:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        reporter.section(f"behaviour not as {BEHAVIOUR_DOCUMENT.name} documents it", red=True)
+        for line in found:
+            reporter.write_line(line)
+        reporter.write_line("if the change is intended: rerun with --write-behaviour-table")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,8 @@ import hashlib
 import imaplib
 import re
 
+from cyrus_deb.clients import imap_login
 from cyrus_deb.containers import DebianContainer
-
-from .clients import imap_login
 
 UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 FETCH_UID = re.compile(rb"UID (\d+)")

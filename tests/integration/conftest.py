@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from cyrus_deb.clients import CyrusUsers, provision_users
 from cyrus_deb.containers import DebianContainer
 
-from ..clients import CyrusUsers, provision_users
 from ..conftest import boot
 
 SERVER_PACKAGES = (

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ..clients import imap_login, lmtp_deliver, make_message, provision_users
+from cyrus_deb.clients import imap_login, lmtp_deliver, make_message, provision_users
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,7 +31,9 @@ def test_installing_pop3d_turns_pop3_on_and_removing_it_turns_it_off_without_a_r
     assert "pop3d is not installed" in machine.read_file("/run/cyrus/cyrus.conf")
 
 
-def test_broken_imapd_conf_fails_the_start_with_cyrus_own_words_and_loses_nothing(fresh_machine):
+def test_broken_imapd_conf_fails_the_start_with_cyrus_own_words_and_loses_nothing(
+    fresh_machine, behaviour
+):
     machine = fresh_machine
     machine.install(["cyrus-imapd"])
     machine.wait_for_tcp(143)
@@ -43,8 +45,14 @@ def test_broken_imapd_conf_fails_the_start_with_cyrus_own_words_and_loses_nothin
     # sysvinit prints Cyrus's words on the terminal, systemd in the unit's status.
     status = machine.service("status")
     assert not status.ok
-    told = restart.output + status.output
-    assert "option 'admins' was specified twice" in told, told
+    words = "option 'admins' was specified twice"
+    shown_by = [
+        name
+        for name, result in (("restart", restart), ("status", status))
+        if words in result.output
+    ]
+    behaviour("a broken imapd.conf: Cyrus's error shown by", " and ".join(shown_by) or "nothing")
+    assert shown_by, restart.output + status.output
     assert not machine.listens(143)
     machine.check("test -d /var/lib/cyrus && test -d /var/spool/cyrus/mail")
 

@@ -1,4 +1,4 @@
-"""IMAP over implicit TLS, POP3 over STLS, and IDLE with idled, as a mail client sees them."""
+"""IMAP over implicit TLS, POP3 over STLS, and the three IDLE behaviours, as clients see them."""
 
 import imaplib
 import poplib
@@ -8,7 +8,8 @@ import time
 import imaplib2
 import pytest
 
-from ..clients import imap_login, lmtp_deliver, make_message, tls_context
+from cyrus_deb.clients import imap_login, lmtp_deliver, make_message, tls_context
+from cyrus_deb.server_config import reconfigured
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,8 @@ def test_pop3_over_stls_lists_retrieves_and_deletes_and_imap_sees_the_deletion(s
     after.logout()
 
 
-def test_idle_with_idled_reports_a_delivery_within_one_second(server):
+def idle_notification_latency(server, subject: str) -> float:
+    """Seconds from the start of an LMTP delivery to the EXISTS seen by a client in IDLE."""
     machine = server.machine
     client = imaplib2.IMAP4_SSL("127.0.0.1", machine.port(993), timeout=30)
     try:
@@ -64,10 +66,35 @@ def test_idle_with_idled_reports_a_delivery_within_one_second(server):
         # a short, bounded pause lets the IDLE reach the server first.
         time.sleep(0.5)
         started = time.monotonic()
-        lmtp_deliver(machine, ["alice"], make_message("wakes the idle client"))
-        assert notified.wait(IDLE_WAIT_S), "no IDLE response within the wait"
-        latency = time.monotonic() - started
-        print(f"IDLE notification with idled: {latency * 1000:.0f} ms after delivery start")
-        assert latency < 1.0
+        lmtp_deliver(machine, ["alice"], make_message(subject))
+        assert notified.wait(IDLE_WAIT_S), f"no IDLE response within {IDLE_WAIT_S} s"
+        return time.monotonic() - started
     finally:
         client.logout()
+
+
+def test_idle_with_idled_reports_a_delivery_within_one_second(server, behaviour):
+    latency = idle_notification_latency(server, "wakes the idle client")
+    print(f"IDLE notification with idled: {latency * 1000:.0f} ms after delivery start")
+    behaviour("IDLE with idled: EXISTS within 1 s of a delivery", str(latency < 1.0).lower())
+    assert latency < 1.0
+
+
+def test_idle_without_idled_polls_every_imapidlepoll_seconds(server, behaviour):
+    without_idled = "DAEMON {\n  idled disabled\n}\n"
+    with reconfigured(server.machine, options={"imapidlepoll": "1"}, local_fragment=without_idled):
+        assert not server.machine.exec("pgrep -x idled").ok
+        latency = idle_notification_latency(server, "found by polling")
+    print(f"IDLE notification by polling every 1 s: {latency * 1000:.0f} ms after delivery start")
+    behaviour("IDLE by polling (imapidlepoll: 1): EXISTS within 2.5 s", str(latency < 2.5).lower())
+    assert latency < 2.5
+
+
+def test_imapidlepoll_zero_turns_idle_off(server, behaviour):
+    with reconfigured(server.machine, options={"imapidlepoll": "0"}):
+        imap = imap_login(server.machine, "alice", server.users.passwords["alice"])
+        _, capabilities = imap.capability()  # after login, where Cyrus lists IDLE
+        offered = b"IDLE" in capabilities[0].split()
+        imap.logout()
+    behaviour("IDLE offered with imapidlepoll: 0", str(offered).lower())
+    assert not offered

@@ -1,9 +1,10 @@
-"""The tools' own logic: mirror discovery and the upstream tarball pin."""
+"""The tools' own logic: mirror discovery, the upstream tarball pin, the bench table."""
 
 import hashlib
 
 import pytest
 
+from cyrus_deb.bench import render
 from cyrus_deb.errors import UserError
 from cyrus_deb.mirror import host_mirror
 from cyrus_deb.upstream import orig_name, pinned_sha256, sha256_of, upstream_version
@@ -55,3 +56,27 @@ def test_sha256_of_reads_the_whole_file(tmp_path):
     data = b"x" * (3 << 20)
     (tmp_path / "f").write_bytes(data)
     assert sha256_of(tmp_path / "f") == hashlib.sha256(data).hexdigest()
+
+
+def test_bench_table_shows_both_sides_and_the_ratio():
+    side = {"min": 9.0, "median": 10.0, "max": 11.0}
+    results = {
+        "sides": [
+            {"name": "ours", "version": "3.12.4-1+cyrusdeb1"},
+            {"name": "debian trixie-backports", "version": "3.12.3-1~bpo13+1"},
+        ],
+        "figures": [
+            {
+                "name": "POP3 RETR",
+                "unit": "msg/s",
+                "higher_is_better": True,
+                "ours": side,
+                "reference": {"min": 4.0, "median": 5.0, "max": 6.0},
+                "ratio": 2.0,
+            }
+        ],
+    }
+    table = render(results).splitlines()
+    assert "3.12.4-1+cyrusdeb1" in table[0] and "3.12.3-1~bpo13+1" in table[0]
+    assert "POP3 RETR (msg/s)" in table[1] and "10.0 [9.0-11.0]" in table[1]
+    assert "5.0 [4.0-6.0]" in table[1] and "2.00 (higher is better)" in table[1]

@@ -5,15 +5,15 @@ import random
 import pytest
 from debian.changelog import Changelog
 
-from cyrus_deb.paths import DEBIAN_DIR
-
-from ..clients import (
+from cyrus_deb.clients import (
     hierarchy_separator,
     imap_login,
     lmtp_deliver,
     make_message,
     provision_users,
 )
+from cyrus_deb.paths import DEBIAN_DIR
+
 from ..fingerprint import fingerprint, message_count
 
 pytestmark = [pytest.mark.upgrade, pytest.mark.slow]

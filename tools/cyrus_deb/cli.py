@@ -1,6 +1,8 @@
-"""The single command line: cyrus-deb fetch-orig | images | build | check-reproducible | test."""
+"""The single command line: cyrus-deb fetch-orig | images | build | check-reproducible | test
+| bench."""
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -57,6 +59,20 @@ def _test(args: argparse.Namespace) -> int:
     return subprocess.run(command, cwd=REPO_ROOT, check=False, env=os.environ.copy()).returncode
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import render, run_bench  # testcontainers is only needed here
+
+    if not (args.packages / "Packages").exists():
+        raise UserError(f"no built packages in {args.packages}: run `./cyrus-deb build` first")
+    results = run_bench(docker_client(), args.packages, args.reference, args.rounds)
+    print(render(results))
+    args.output.mkdir(parents=True, exist_ok=True)
+    path = args.output / f"bench-{results['started'].replace(':', '')}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    say(f"figures written to {path}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="cyrus-deb", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
@@ -85,6 +101,20 @@ def parser() -> argparse.ArgumentParser:
     test.add_argument("--envs", default=TOX_ENVS, help=f"tox environments (default {TOX_ENVS})")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest after --")
     test.set_defaults(run=_test)
+
+    bench = commands.add_parser(
+        "bench", help="measure our packages against Debian's, side by side, interleaved"
+    )
+    bench.add_argument(
+        "--reference",
+        default="trixie-backports",
+        choices=("trixie-backports", "trixie"),
+        help="the archive suite whose cyrus-imapd is the reference (default trixie-backports)",
+    )
+    bench.add_argument("--rounds", type=int, default=3, help="rounds of every figure (default 3)")
+    bench.add_argument("--packages", type=Path, default=PACKAGES_DIR)
+    bench.add_argument("--output", type=Path, default=PACKAGES_DIR.parent / "bench")
+    bench.set_defaults(run=_bench)
     return top
 
 

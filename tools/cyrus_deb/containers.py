@@ -81,7 +81,7 @@ class DebianContainer(DockerContainer):
 
     def __init__(self, image: str, init: str, repo: Path) -> None:
         super().__init__(image)
-        self.init = init
+        self.init, self.repo = init, repo
         self.with_volume_mapping(str(repo), REPO_MOUNT, "ro")
         for port in PUBLISHED_PORTS:
             # A random host port on loopback only: nothing else is ever a target.
@@ -134,6 +134,12 @@ class DebianContainer(DockerContainer):
             archive.addfile(info, io.BytesIO(data))
         self.check(f"mkdir -p {shlex.quote(str(Path(path).parent))}")
         self.get_wrapped_container().put_archive(str(Path(path).parent), buffer.getvalue())
+
+    def rewrite_file(self, path: str, content: str) -> None:
+        """Replace a file's content in place, keeping its owner and mode, as an editor does."""
+        staging = f"/var/tmp/rewrite-{Path(path).name}"
+        self.write_file(staging, content)
+        self.check(f"cat {staging} > {shlex.quote(path)} && rm {staging}")
 
     def check(self, command: str, *, user: str = "") -> str:
         """Run a shell command that must succeed; return its output."""

@@ -1,16 +1,17 @@
-"""Real protocol clients for the tests: IMAP and POP3 from the host through published ports,
-LMTP inside the container over the unix socket. No protocol is simulated."""
+"""Real protocol clients for the tests and the benchmark: IMAP and POP3 from the host through
+published ports, LMTP run inside the container. No protocol is simulated."""
 
 import imaplib
 import json
 import shlex
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
-from cyrus_deb.containers import DebianContainer
+from .containers import DebianContainer
 
 LMTP_SOCKET = "/run/cyrus/socket/lmtp"
 # Not under /tmp: systemd mounts a tmpfs there, over what docker writes.
@@ -26,8 +27,11 @@ class CyrusUsers:
     passwords: dict[str, str]
 
 
-def provision_users(machine: DebianContainer) -> CyrusUsers:
-    """sasldb users (admin cyrus, alice, bob) and their INBOXes, created over IMAP."""
+def provision_users(
+    machine: DebianContainer, names: Iterable[str] = ("alice", "bob")
+) -> CyrusUsers:
+    """sasldb users (admin cyrus, and alice and bob unless named otherwise) with their
+    INBOXes, created over IMAP; each password is NAME-secret."""
     # saslpasswd2 files users under a realm, Cyrus looks them up under
     # servername: pin both (README.Debian, Authentication). A key given
     # twice is fatal, so add only what is missing (Debian's own 3.x
@@ -37,7 +41,7 @@ def provision_users(machine: DebianContainer) -> CyrusUsers:
         f" || echo 'servername: {SERVERNAME}' >> /etc/imapd.conf;"
         " grep -q '^admins:' /etc/imapd.conf || echo 'admins: cyrus' >> /etc/imapd.conf"
     )
-    users = CyrusUsers("cyrus", "admin-secret", {"alice": "alice-secret", "bob": "bob-secret"})
+    users = CyrusUsers("cyrus", "admin-secret", {name: f"{name}-secret" for name in names})
     for name, password in {users.admin: users.admin_password, **users.passwords}.items():
         machine.check(f"echo {shlex.quote(password)} | saslpasswd2 -p -c -u {SERVERNAME} {name}")
     restart = machine.service("restart")
@@ -94,11 +98,20 @@ def make_message(subject: str, body: str = "Hello from the tests.\n") -> bytes:
 
 
 def lmtp_deliver(
-    machine: DebianContainer, recipients: list[str], message: bytes, sender: str = "s@example.test"
+    machine: DebianContainer,
+    recipients: list[str],
+    message: bytes,
+    sender: str = "s@example.test",
+    *,
+    address: str = LMTP_SOCKET,
+    auth: tuple[str, str] | None = None,
 ) -> dict:
-    """Deliver over the LMTP unix socket with a real client; return every reply."""
+    """Deliver with a real client, run in the container: over the unix socket, or over
+    TCP ("127.0.0.1:24") with STARTTLS and AUTH PLAIN when `auth` is given. Returns
+    every reply."""
     machine.write_file(LMTP_CLIENT, (Path(__file__).parent / "lmtp_client.py").read_text())
     machine.write_file(f"{TEST_FILES}/message.eml", message)
-    arguments = " ".join(shlex.quote(r) for r in [LMTP_SOCKET, sender, *recipients])
+    options = ["--auth", *auth] if auth else []
+    arguments = " ".join(shlex.quote(a) for a in [*options, address, sender, *recipients])
     output = machine.check(f"python3 {LMTP_CLIENT} {arguments} < {TEST_FILES}/message.eml")
     return json.loads(output)

@@ -1,0 +1,200 @@
+"""Mail coming in: LMTP over TCP, quotas, autocreate, sieve filing, and Postfix in front."""
+
+import re
+import shlex
+import time
+from pathlib import Path
+
+import pytest
+
+from cyrus_deb.clients import TEST_FILES, imap_login, lmtp_deliver, make_message
+from cyrus_deb.server_config import reconfigured
+
+pytestmark = pytest.mark.integration
+
+LMTP_TCP = "127.0.0.1:24"
+README_DEBIAN = Path(__file__).parents[2] / "debian" / "cyrus-common.README.Debian"
+THREE_GIB_IN_KIB = 3 * 1024 * 1024
+
+
+def first_refusal(replies: dict) -> str:
+    """The reply that stopped a delivery: at MAIL, at RCPT or after DATA."""
+    steps = [replies["mail"], *replies["rcpt"].values(), *replies["data"].values()]
+    return next(step for step in steps if not step.startswith("2"))
+
+
+def subjects_in(imap, mailbox: str) -> list[str]:
+    _, count = imap.select(mailbox, readonly=True)
+    if count[0] == b"0":
+        return []
+    _, data = imap.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    return [
+        item[1].decode().removeprefix("Subject: ").strip()
+        for item in data
+        if isinstance(item, tuple)
+    ]
+
+
+def set_quota(server, root: str, limits: str) -> None:
+    admin = imap_login(server.machine, server.users.admin, server.users.admin_password)
+    assert admin.setquota(root, limits)[0] == "OK"
+    admin.logout()
+
+
+def cyradm(machine, admin_password: str, commands: str) -> str:
+    """Drive the packaged cyradm non-interactively: commands on its standard input."""
+    machine.write_file(f"{TEST_FILES}/cyradm-commands", commands)
+    return machine.check(
+        f"cyradm --user cyrus --password {shlex.quote(admin_password)} localhost"
+        f" < {TEST_FILES}/cyradm-commands 2>&1"
+    )
+
+
+def test_lmtp_over_tcp_refuses_a_client_that_has_not_authenticated(server, behaviour):
+    replies = lmtp_deliver(server.machine, ["alice"], make_message("no auth"), address=LMTP_TCP)
+    refusal = first_refusal(replies)
+    behaviour("LMTP on 127.0.0.1:24 without AUTH", refusal.split()[0])
+    # 430, not 530: upstream's soft_noauth, so a misconfigured MTA keeps the mail queued.
+    assert refusal.startswith("430"), replies
+    assert replies["data"] == {}
+
+
+def test_lmtp_over_tcp_delivers_after_the_admin_authenticates_under_tls(server):
+    users = server.users
+    replies = lmtp_deliver(
+        server.machine,
+        ["alice"],
+        make_message("over tcp with auth"),
+        address=LMTP_TCP,
+        auth=(users.admin, users.admin_password),
+    )
+    assert replies["auth"].startswith("235"), replies
+    assert replies["data"]["alice"].startswith("250"), replies
+    imap = imap_login(server.machine, "alice", users.passwords["alice"])
+    assert "over tcp with auth" in subjects_in(imap, "INBOX")
+    imap.logout()
+
+
+def test_cyradm_creates_a_mailbox_and_sets_a_3_gib_quota_the_user_sees(server, behaviour):
+    """3 GiB is past the 2 GB that old Cyrus versions could hold in a quota."""
+    machine, users = server.machine, server.users
+    output = cyradm(
+        machine,
+        users.admin_password,
+        f"cm user/alice/Archive\nsq user/alice {THREE_GIB_IN_KIB}\nlq user/alice\nlm user/alice*\n",
+    )
+    assert f"STORAGE 0/{THREE_GIB_IN_KIB}" in output, output
+    assert "user/alice/Archive" in output, output
+
+    imap = imap_login(machine, "alice", users.passwords["alice"])
+    _, data = imap.getquotaroot("INBOX")
+    imap.logout()
+    quota = next(line for line in data[1] if line).decode()
+    limit = int(re.search(r"STORAGE \d+ (\d+)", quota)[1])
+    behaviour("quota of 3 GiB set with cyradm, as IMAP reports it (KiB)", str(limit))
+    assert limit == THREE_GIB_IN_KIB
+
+
+def test_over_quota_delivery_is_deferred_with_452_or_refused_with_552_when_permanent(
+    server, behaviour
+):
+    machine = server.machine
+    set_quota(server, "user/bob", "(STORAGE 1)")
+
+    def big() -> bytes:  # a new Message-ID each time, or lmtpd drops it as a duplicate
+        return make_message("too big for the quota", body="x" * 4096 + "\n")
+
+    try:
+        # lmtpd takes a message while the user is under quota (lmtp_strict_quota
+        # is off), so the first one goes over and the second is turned away.
+        assert lmtp_deliver(machine, ["bob"], big())["data"]["bob"].startswith("250")
+        deferred = first_refusal(lmtp_deliver(machine, ["bob"], big()))
+        behaviour("LMTP to a user over quota", deferred.split()[0])
+        assert deferred.startswith("452 4.2.2"), deferred
+        with reconfigured(machine, options={"lmtp_over_quota_perm_failure": "yes"}):
+            refused = first_refusal(lmtp_deliver(machine, ["bob"], big()))
+        assert refused.startswith("552 5.2.2"), refused
+    finally:
+        set_quota(server, "user/bob", "()")
+
+
+def test_autocreate_makes_the_inbox_at_first_delivery(server, behaviour):
+    machine, users = server.machine, server.users
+    with reconfigured(machine, options={"autocreate_quota": "0", "autocreate_post": "yes"}):
+        replies = lmtp_deliver(machine, ["carol"], make_message("creates carol's inbox"))
+    behaviour("LMTP to a new user with autocreate_post", replies["data"]["carol"].split()[0])
+    assert replies["data"]["carol"].startswith("250"), replies
+    admin = imap_login(machine, users.admin, users.admin_password)
+    _, listing = admin.list("user/", "carol")
+    admin.logout()
+    assert listing[0] and b"user/carol" in listing[0], listing
+
+
+def test_sieve_script_uploaded_over_managesieve_files_a_delivery_into_its_folder(server, behaviour):
+    """sieve-connect, because the packaged sieveshell cannot STARTTLS, and the default
+    allowplaintext: no keeps passwords off clear channels (README.Debian, Sieve)."""
+    machine, password = server.machine, server.users.passwords["alice"]
+    machine.install(["sieve-connect"])
+    imap = imap_login(machine, "alice", password)
+    imap.create("Lists")
+    machine.write_file(
+        f"{TEST_FILES}/lists.sieve",
+        'require ["fileinto"];\nif header :contains "Subject" "[list]" { fileinto "Lists"; }\n',
+    )
+    machine.write_file(f"{TEST_FILES}/alice-password", password)
+    sieve_connect = (
+        "sieve-connect -s 127.0.0.1 -p 4190 -u alice --notlsverify"
+        f" --passwordfd 3 3<{TEST_FILES}/alice-password"
+    )
+    machine.check(
+        f"{sieve_connect} --upload --localsieve {TEST_FILES}/lists.sieve --remotesieve lists"
+    )
+    machine.check(f"{sieve_connect} --activate --remotesieve lists")
+    assert '"lists" ACTIVE' in machine.check(f"{sieve_connect} --list")
+
+    lmtp_deliver(machine, ["alice"], make_message("[list] filed by sieve"))
+    filed = "[list] filed by sieve" in subjects_in(imap, "Lists")
+    behaviour(
+        "sieve script uploaded over ManageSieve files an LMTP delivery", "yes" if filed else "no"
+    )
+    assert filed
+    assert "[list] filed by sieve" not in subjects_in(imap, "INBOX")
+    imap.logout()
+
+
+def test_sieveshell_cannot_log_in_without_tls_as_readme_debian_warns(server):
+    machine, password = server.machine, server.users.passwords["alice"]
+    result = machine.exec(f"sieveshell -u alice -a alice -p {password} -e list 127.0.0.1:4190 2>&1")
+    assert result.exit_code != 0 and "unable to connect" in result.output, result.output
+    assert (
+        "sieveshell" in README_DEBIAN.read_text() and "sieve-connect" in README_DEBIAN.read_text()
+    )
+
+
+def readme_commands(after: str) -> list[str]:
+    """The indented command block that follows a line of README.Debian."""
+    text = README_DEBIAN.read_text()
+    block = text.split(after, 1)[1].split("\n\n", 2)[1]
+    return [line.strip() for line in block.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_postfix_delivers_through_the_lmtp_socket_set_up_as_readme_debian_says(server, behaviour):
+    machine, password = server.machine, server.users.passwords["bob"]
+    machine.install(["postfix"])
+    for command in readme_commands("For Postfix"):
+        machine.check(f"{command} 2>&1")
+    machine.check("postfix status 2>&1 || postfix start 2>&1")
+    message = make_message("through postfix")
+    machine.write_file(f"{TEST_FILES}/postfix.eml", message)
+    machine.check(f"/usr/sbin/sendmail -f sender@example.test bob < {TEST_FILES}/postfix.eml")
+
+    imap = imap_login(machine, "bob", password)
+    deadline = time.monotonic() + 30
+    while "through postfix" not in subjects_in(imap, "INBOX"):
+        if time.monotonic() > deadline:
+            queue = machine.exec("postqueue -p; tail -n 20 /var/log/mail.log").output
+            pytest.fail(f"Postfix did not deliver within 30 s:\n{queue}")
+        time.sleep(0.5)
+    imap.logout()
+    behaviour("Postfix delivers through /run/cyrus/socket/lmtp", "yes")

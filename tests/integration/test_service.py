@@ -1,0 +1,90 @@
+"""The service's life on both init systems: stop, start, restart, reload, and who runs it."""
+
+import pytest
+
+from cyrus_deb.clients import imap_login, lmtp_deliver, make_message
+from cyrus_deb.server_config import LOCAL_FRAGMENT
+
+pytestmark = pytest.mark.integration
+
+EVERY_LISTENER = "ss -Hltnx | grep -qE ':143 |:993 |:110 |:995 |:24 |:4190 |/run/cyrus/socket/lmtp'"
+
+
+def master_pid(machine) -> str:
+    return machine.read_file("/run/cyrus/master.pid").strip()
+
+
+def test_master_and_every_child_run_as_cyrus(server, behaviour):
+    machine = server.machine
+    machine.wait_for_tcp(143)
+    processes = machine.check(
+        "ps -o user=,comm= -C master,imapd,pop3d,lmtpd,idled,timsieved"
+    ).split()
+    pairs = list(zip(processes[::2], processes[1::2], strict=True))
+    assert ("cyrus", "master") in pairs
+    assert ("cyrus", "idled") in pairs
+    users = sorted({user for user, _ in pairs})
+    behaviour("user running master and its children", " ".join(users))
+    assert users == ["cyrus"], pairs
+
+
+def test_stop_closes_every_port_and_socket_and_start_brings_them_back(server, behaviour):
+    machine = server.machine
+    assert machine.service("stop").ok
+    try:
+        machine.wait_until(f"! {{ {EVERY_LISTENER}; }}", 30, "a port or the socket is still open")
+        stopped = machine.service("status")
+        behaviour("status exit code when stopped", str(stopped.exit_code))
+        assert stopped.exit_code == 3, stopped.output  # LSB: "program is not running"
+    finally:
+        assert machine.service("start").ok
+    for port in (143, 993, 110, 995, 24, 4190):
+        machine.wait_for_tcp(port)
+    machine.wait_for_unix_socket("/run/cyrus/socket/lmtp")
+    running = machine.service("status")
+    behaviour("status exit code when running", str(running.exit_code))
+    assert running.ok, running.output
+
+
+def test_restart_keeps_delivered_mail_and_serves_again(server, behaviour):
+    machine, password = server.machine, server.users.passwords["bob"]
+    message = make_message("kept across a restart")
+    assert lmtp_deliver(machine, ["bob"], message)["data"]["bob"].startswith("250")
+    pid = master_pid(machine)
+    assert machine.service("restart").ok
+    machine.wait_for_tcp(143)
+    assert master_pid(machine) != pid
+
+    imap = imap_login(machine, "bob", password)
+    imap.select("INBOX", readonly=True)
+    _, found = imap.search(None, "SUBJECT", '"kept across a restart"')
+    _, data = imap.fetch(found[0].split()[-1], "(BODY.PEEK[])")
+    imap.logout()
+    kept = data[0][1].replace(b"\r\n", b"\n").endswith(message.replace(b"\r\n", b"\n"))
+    behaviour(
+        "a message delivered before a restart, read after it", "intact" if kept else "changed"
+    )
+    assert kept
+
+
+def test_reload_starts_an_added_service_and_stops_a_removed_one_keeping_master(server, behaviour):
+    machine = server.machine
+    pid = master_pid(machine)
+    machine.write_file(
+        LOCAL_FRAGMENT,
+        'SERVICES {\n  pop3 disabled\n  imaplocal cmd="imapd" listen="127.0.0.1:1143"\n}\n',
+    )
+    try:
+        assert machine.service("reload").ok
+        machine.wait_for_tcp(1143)
+        machine.wait_for_tcp_closed(110)
+        assert machine.listens(995) and machine.listens(143)
+    finally:
+        machine.check(f"rm -f {LOCAL_FRAGMENT}")
+        reloaded = machine.service("reload")
+    assert reloaded.ok, reloaded.output
+    machine.wait_for_tcp(110)
+    machine.wait_for_tcp_closed(1143)
+    kept = master_pid(machine) == pid
+    behaviour("reload adds and removes services, same master", "yes" if kept else "no")
+    assert kept

@@ -1,0 +1,57 @@
+"""Change a running server's configuration as an administrator would, and put it back."""
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from .containers import DebianContainer
+
+IMAPD_CONF = "/etc/imapd.conf"
+LOCAL_FRAGMENT = "/etc/cyrus.conf.d/99-local.conf"
+
+
+def with_options(conf: str, options: Mapping[str, str]) -> str:
+    """imapd.conf text with each option set: in place where the key is already
+    given (a key given twice is fatal to Cyrus), appended otherwise."""
+    for key, value in options.items():
+        line = f"{key}: {value}"
+        pattern = re.compile(rf"^{re.escape(key)}\s*:.*$", re.M)
+        if pattern.search(conf):
+            conf = pattern.sub(line.replace("\\", r"\\"), conf)
+        else:
+            conf = conf.rstrip("\n") + f"\n{line}\n"
+    return conf
+
+
+def restart(machine: DebianContainer) -> None:
+    if machine.init == "systemd":
+        # systemd refuses a sixth start within 10 s (StartLimitBurst); tests
+        # reconfigure faster than any administrator, so clear the count.
+        machine.check("systemctl reset-failed cyrus-imapd")
+    result = machine.service("restart")
+    assert result.ok, f"restart failed:\n{result.output}"
+    machine.wait_for_tcp(143)
+    machine.wait_for_unix_socket("/run/cyrus/socket/lmtp")
+
+
+@contextmanager
+def reconfigured(
+    machine: DebianContainer,
+    *,
+    options: Mapping[str, str] | None = None,
+    local_fragment: str | None = None,
+) -> Iterator[None]:
+    """Run the server with these imapd.conf options and this 99-local.conf fragment,
+    then restore both and restart, whatever the test did."""
+    original = machine.read_file(IMAPD_CONF)
+    try:
+        if options:
+            machine.rewrite_file(IMAPD_CONF, with_options(original, options))
+        if local_fragment is not None:
+            machine.write_file(LOCAL_FRAGMENT, local_fragment)
+        restart(machine)
+        yield
+    finally:
+        machine.rewrite_file(IMAPD_CONF, original)
+        machine.check(f"rm -f {LOCAL_FRAGMENT}")
+        restart(machine)
