@@ -1,4 +1,9 @@
-"""A store's fingerprint, taken through IMAP as each user: what an upgrade must not change."""
+"""A store's fingerprint, taken through IMAP as each user: what an upgrade must not change.
+
+Per user and mailbox: UIDVALIDITY, per UID the flags (\\Seen as that user
+sees it) and the sha256 of the message, the ACL and the private and shared
+annotations; per user the subscriptions and the quota root's limit.
+"""
 
 import hashlib
 import imaplib
@@ -10,11 +15,31 @@ from cyrus_deb.containers import DebianContainer
 UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 FETCH_UID = re.compile(rb"UID (\d+)")
 FETCH_FLAGS = re.compile(rb"FLAGS \(([^)]*)\)")
+METADATA_ENTRIES = ("/private/comment", "/shared/comment")
+# imaplib knows neither command of RFC 5464; tell it in which states they are valid.
+for _command in ("GETMETADATA", "SETMETADATA"):
+    imaplib.Commands.setdefault(_command, ("AUTH", "SELECTED"))
+
+
+def set_metadata(imap: imaplib.IMAP4, mailbox: str, entry: str, value: str) -> None:
+    typ, data = imap._simple_command("SETMETADATA", f'"{mailbox}"', f'({entry} "{value}")')
+    assert typ == "OK", data
+
+
+LIST_LINE = re.compile(r'^\([^)]*\) (?:NIL|"(?:\\.|[^"])") (?:"(?P<quoted>.*)"|(?P<atom>\S+))$')
 
 
 def _mailbox_names(imap: imaplib.IMAP4, command: str) -> list[str]:
+    """Mailbox names from LIST or LSUB; with altnamespace they can hold spaces
+    ("Other Users/bob/Work") and then come quoted."""
     _, data = getattr(imap, command)('""', "*")
-    return sorted(line.decode().rsplit(" ", 1)[-1].strip('"') for line in data if line)
+    names = []
+    for line in data:
+        if line:
+            found = LIST_LINE.match(line.decode())
+            assert found, line
+            names.append(found["quoted"] if found["quoted"] is not None else found["atom"])
+    return sorted(names)
 
 
 def _mailbox(imap: imaplib.IMAP4, name: str) -> dict:
@@ -29,17 +54,38 @@ def _mailbox(imap: imaplib.IMAP4, name: str) -> dict:
                 uid = int(FETCH_UID.search(part[0]).group(1))
                 flags = sorted(FETCH_FLAGS.search(part[0]).group(1).decode().split())
                 messages[uid] = (" ".join(flags), hashlib.sha256(part[1]).hexdigest())
-    return {"uidvalidity": uidvalidity, "messages": messages}
+    _, acl = imap.getacl(f'"{name}"')
+    return {
+        "uidvalidity": uidvalidity,
+        "messages": messages,
+        "acl": sorted(acl[0].decode().split(" ", 1)[1].split()) if acl[0] else [],
+        "metadata": _metadata(imap, name),
+    }
+
+
+def _metadata(imap: imaplib.IMAP4, name: str) -> str:
+    """The annotations the tests set, as the server reports them (imaplib has no
+    GETMETADATA of its own)."""
+    entries = " ".join(METADATA_ENTRIES)
+    typ, data = imap._simple_command("GETMETADATA", f'"{name}"', f"({entries})")
+    assert typ == "OK", data
+    _, found = imap._untagged_response(typ, data, "METADATA")
+    return " ".join(sorted(item.decode() for item in found if isinstance(item, bytes)))
+
+
+def _quota(imap: imaplib.IMAP4) -> str:
+    _, data = imap.getquotaroot("INBOX")
+    return " ".join(line.decode() for line in data[1] if line)
 
 
 def fingerprint(machine: DebianContainer, passwords: dict[str, str]) -> dict:
-    """Per user: every mailbox (UIDVALIDITY, per UID the flags and sha256), subscriptions."""
     result = {}
     for user, password in sorted(passwords.items()):
         imap = imap_login(machine, user, password)
         result[user] = {
             "mailboxes": {name: _mailbox(imap, name) for name in _mailbox_names(imap, "list")},
             "subscribed": _mailbox_names(imap, "lsub"),
+            "quota": _quota(imap),
         }
         imap.logout()
     return result
@@ -49,3 +95,19 @@ def message_count(snapshot: dict) -> int:
     return sum(
         len(box["messages"]) for user in snapshot.values() for box in user["mailboxes"].values()
     )
+
+
+def differences(before: object, after: object, path: str = "") -> list[str]:
+    """Every place where two fingerprints differ, one line each, for a readable failure."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        lines = []
+        for key in sorted(set(before) | set(after), key=str):
+            where = f"{path}/{key}"
+            if key not in after:
+                lines.append(f"{where}: gone (was {before[key]!r:.80})")
+            elif key not in before:
+                lines.append(f"{where}: new ({after[key]!r:.80})")
+            else:
+                lines += differences(before[key], after[key], where)
+        return lines
+    return [] if before == after else [f"{path}: {before!r:.80} -> {after!r:.80}"]

@@ -19,7 +19,15 @@ from pathlib import Path
 
 import docker
 
-from .clients import LMTP_SOCKET, TEST_FILES, CyrusUsers, imap_login, provision_users, tls_context
+from .clients import (
+    LMTP_SOCKET,
+    TEST_FILES,
+    CyrusUsers,
+    imap_connect,
+    imap_login,
+    provision_users,
+    tls_context,
+)
 from .containers import DebianContainer, image_for_tests
 from .progress import phase, say
 from .server_config import IMAPD_CONF, with_options
@@ -142,8 +150,7 @@ def _search_text_rate(side: Side) -> float:
 
 def _pop3_retr_rate(side: Side) -> float:
     pop = poplib.POP3("127.0.0.1", side.machine.port(110), timeout=30)
-    if "STLS" in pop.capa():  # as a client would: ours offers it, Debian's does not
-        pop.stls(tls_context())
+    pop.stls(tls_context())
     pop.user("popper")
     pop.pass_(side.users.passwords["popper"])
     count, _ = pop.stat()
@@ -221,19 +228,34 @@ def _debian(client: docker.DockerClient, repo: Path, suite: str) -> Side:
     image = image_for_tests(client, "trixie", "systemd", repo)
     machine = DebianContainer(image, "systemd", repo).start()
     machine.install(SERVER_PACKAGES, source="archive", release=suite)
-    # Only what Debian's package needs to run: its cyrus.conf starts nntp and
+    # What Debian's package needs to run: its cyrus.conf starts nntp and
     # http, whose programs are not installed; idled runs on our side, so it
     # runs on theirs (it has no DAEMON section, where Cyrus 3.12 wants it);
     # its backport makes a second POP3 login within a minute wait.
     machine.check(r"sed -i -E 's/^(\s*(nntp|http)\s)/#\1/' /etc/cyrus.conf")
     machine.check("""printf 'DAEMON {\\n  idled cmd="idled"\\n}\\n' >> /etc/cyrus.conf""")
-    conf = machine.read_file(IMAPD_CONF)
-    machine.rewrite_file(IMAPD_CONF, with_options(conf, {"popminpoll": "0"}))
+    # Like for like: the same snakeoil certificate as ours, so that clients say
+    # STARTTLS on both sides, as they must on ours (allowplaintext: no).
+    machine.check("adduser cyrus ssl-cert")
+    options = {
+        "popminpoll": "0",
+        "allowstarttls": "yes",
+        "tls_server_cert": "/etc/ssl/certs/ssl-cert-snakeoil.pem",
+        "tls_server_key": "/etc/ssl/private/ssl-cert-snakeoil.key",
+    }
+    machine.rewrite_file(IMAPD_CONF, with_options(machine.read_file(IMAPD_CONF), options))
     return _side(f"debian {suite}", machine)
 
 
 def _side(name: str, machine: DebianContainer) -> Side:
     users = provision_users(machine, BENCH_USERS)
+    probe = imap_connect(machine, starttls=False)
+    offered = "STARTTLS" in probe.capabilities
+    probe.logout()
+    if not offered:
+        raise RuntimeError(
+            f"{name} offers no STARTTLS: the figures would not compare like for like"
+        )
     version = machine.check("dpkg-query -W -f='${Version}' cyrus-common").strip()
     return Side(name, version, machine, users)
 

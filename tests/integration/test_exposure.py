@@ -1,0 +1,47 @@
+"""What the default installation exposes: listening ports, and who can read mail and secrets."""
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+# cyrus-imapd, cyrus-pop3d and cyrus-common's defaults (README.Debian).
+EVERY_ADDRESS = {"143", "993", "110", "995"}
+LOOPBACK_ONLY = {"24", "4190"}  # LMTP over TCP, ManageSieve
+
+
+def test_only_the_documented_ports_listen_and_lmtp_and_sieve_only_on_loopback(server, behaviour):
+    machine = server.machine
+    machine.wait_for_tcp(4190)
+    listeners = {
+        tuple(line.split()[3].rsplit(":", 1))
+        for line in machine.check("ss -Hltn").splitlines()
+        if line.strip()
+    }
+    expected = {(address, port) for port in EVERY_ADDRESS for address in ("0.0.0.0", "[::]")}
+    expected |= {("127.0.0.1", port) for port in LOOPBACK_ONLY}
+    behaviour(
+        "TCP listeners of a default install",
+        " ".join(sorted(f"{address}:{port}" for address, port in listeners)),
+    )
+    assert listeners == expected
+
+
+@pytest.mark.parametrize("tree", ["/var/lib/cyrus", "/var/spool/cyrus/mail", "/var/spool/sieve"])
+def test_nothing_that_holds_mail_or_state_is_world_writable_or_reachable(server, tree):
+    machine = server.machine
+    top = machine.check(f"stat -c %a {tree}").strip()
+    assert top.endswith("0"), f"{tree} is {top}: others can enter it"
+    writable = machine.check(f"find {tree} \\( -type f -o -type d \\) -perm /o+w")
+    assert writable == "", writable
+
+
+@pytest.mark.parametrize(
+    ("path", "owner", "mode"),
+    [
+        ("/etc/sasldb2", "root:sasl", "660"),
+        ("/etc/imapd.conf", "root:mail", "640"),
+        ("/etc/ssl/private/ssl-cert-snakeoil.key", "root:ssl-cert", "640"),
+    ],
+)
+def test_secrets_are_not_world_readable(server, path, owner, mode):
+    assert server.machine.check(f"stat -c '%U:%G %a' {path}").split() == [owner, mode]
