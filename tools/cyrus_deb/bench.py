@@ -9,6 +9,7 @@ all traffic goes through ports published on 127.0.0.1 or `docker exec`.
 import imaplib
 import json
 import poplib
+import re
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +31,7 @@ from .clients import (
 )
 from .containers import DebianContainer, image_for_tests
 from .progress import phase, say
-from .server_config import IMAPD_CONF, with_options
+from .server_config import IMAPD_CONF, reconfigured, restart, with_options
 
 SERVER_PACKAGES = ["cyrus-imapd", "cyrus-pop3d", "sasl2-bin", "ssl-cert"]
 AGENT_FILES = ("bench_agent.py", "lmtp_client.py")
@@ -39,6 +40,7 @@ FETCH_MESSAGES = 2000
 POP3_MESSAGES = 500
 SINGLE_FETCHES = 200
 LMTP_MESSAGES = 200
+DOVECOT_LMTP = "/run/dovecot/lmtp"
 LOGINS = 100
 SEARCHES = 5
 START_TIMEOUT_S = 60
@@ -52,6 +54,7 @@ class Side:
     version: str
     machine: DebianContainer
     users: CyrusUsers
+    lmtp_socket: str = LMTP_SOCKET
     image: str = ""
     init: str = "systemd"
     figures: dict[str, list[float]] = field(default_factory=dict)
@@ -81,7 +84,7 @@ def _install_agent(machine: DebianContainer) -> None:
 def _lmtp_rate(connections: int) -> Callable[[Side], float]:
     def measure(side: Side) -> float:
         result = _agent(
-            side, "lmtp-load", LMTP_SOCKET, "lmtp", str(LMTP_MESSAGES), str(connections), "7"
+            side, "lmtp-load", side.lmtp_socket, "lmtp", str(LMTP_MESSAGES), str(connections), "7"
         )
         if result["delivered"] != LMTP_MESSAGES:
             raise RuntimeError(f"{side.name}: {result['delivered']} of {LMTP_MESSAGES} delivered")
@@ -165,7 +168,7 @@ def _pop3_retr_rate(side: Side) -> float:
 
 
 def _idle_latency_ms(side: Side) -> float:
-    result = _agent(side, "idle-latency", LMTP_SOCKET, "idler", side.users.passwords["idler"])
+    result = _agent(side, "idle-latency", side.lmtp_socket, "idler", side.users.passwords["idler"])
     if result["seconds"] is None:
         raise RuntimeError(f"{side.name}: no EXISTS within the wait")
     return result["seconds"] * 1000
@@ -200,14 +203,41 @@ FIGURES = (
     Figure("container start to first IMAP LOGIN", "ms", False, _start_to_login_ms),
 )
 
+# Measured in a phase of its own, after the others: both sides without idled.
+POLLING = Figure("IDLE by polling every 1 s: delivery to EXISTS", "ms", False, _idle_latency_ms)
+POLLING_OPTIONS = {"imapidlepoll": "1"}
+CYRUS_CONF = "/etc/cyrus.conf"
+
 BENCH_USERS = ("reader", "popper", "idler", "lmtp")
+
+
+@contextmanager
+def _polling(side: Side) -> Iterator[None]:
+    """Run the side without idled, so imapd polls every second; then put it back."""
+    machine = side.machine
+    if side.name == "ours":
+        without_idled = "DAEMON {\n  idled disabled\n}\n"
+        with reconfigured(machine, options=POLLING_OPTIONS, local_fragment=without_idled):
+            assert not machine.exec("pgrep -x idled").ok, "idled still runs"
+            yield
+        return
+    original = machine.read_file(CYRUS_CONF)
+    kept = [line for line in original.splitlines() if not re.match(r"\s*idled\s", line)]
+    machine.rewrite_file(CYRUS_CONF, "\n".join(kept) + "\n")
+    try:
+        with reconfigured(machine, options=POLLING_OPTIONS):
+            assert not machine.exec("pgrep -x idled").ok, "idled still runs"
+            yield
+    finally:
+        machine.rewrite_file(CYRUS_CONF, original)
+        restart(machine)
 
 
 def _load(side: Side) -> None:
     """The same generated mail for both sides: a fixed seed per mailbox."""
     _install_agent(side.machine)
     for user, count, seed in (("reader", FETCH_MESSAGES, "1"), ("popper", POP3_MESSAGES, "2")):
-        result = _agent(side, "lmtp-load", LMTP_SOCKET, user, str(count), "1", seed)
+        result = _agent(side, "lmtp-load", side.lmtp_socket, user, str(count), "1", seed)
         if result["delivered"] != count:
             raise RuntimeError(f"{side.name}: loading {user}: {result['delivered']} of {count}")
     side.image = (
@@ -249,15 +279,32 @@ def _debian(client: docker.DockerClient, repo: Path, suite: str) -> Side:
 
 def _side(name: str, machine: DebianContainer) -> Side:
     users = provision_users(machine, BENCH_USERS)
-    probe = imap_connect(machine, starttls=False)
+    version = machine.check("dpkg-query -W -f='${Version}' cyrus-common").strip()
+    return _checked(Side(name, version, machine, users))
+
+
+def _dovecot(client: docker.DockerClient, repo: Path) -> Side:
+    """Dovecot as Debian 13 installs it: PAM users, mbox in /var/mail, LMTP on
+    /run/dovecot/lmtp, STARTTLS with its own certificate; nothing to configure."""
+    image = image_for_tests(client, "trixie", "systemd", repo)
+    machine = DebianContainer(image, "systemd", repo).start()
+    machine.install(["dovecot-imapd", "dovecot-pop3d", "dovecot-lmtpd"], source="archive")
+    passwords = {name: f"{name}-secret" for name in BENCH_USERS}
+    for name, password in passwords.items():
+        machine.check(f"useradd -m {name} && echo {name}:{password} | chpasswd")
+    machine.wait_for_unix_socket(DOVECOT_LMTP)
+    version = machine.check("dpkg-query -W -f='${Version}' dovecot-core").strip()
+    users = CyrusUsers("", "", passwords)  # no administrator: Dovecot needs none
+    return _checked(Side("dovecot", version, machine, users, DOVECOT_LMTP))
+
+
+def _checked(side: Side) -> Side:
+    probe = imap_connect(side.machine, starttls=False)
     offered = "STARTTLS" in probe.capabilities
     probe.logout()
     if not offered:
-        raise RuntimeError(
-            f"{name} offers no STARTTLS: the figures would not compare like for like"
-        )
-    version = machine.check("dpkg-query -W -f='${Version}' cyrus-common").strip()
-    return Side(name, version, machine, users)
+        raise RuntimeError(f"{side.name} offers no STARTTLS: the figures would not compare")
+    return side
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -283,33 +330,52 @@ def render(results: dict) -> str:
     return "\n".join(lines)
 
 
-def run_bench(client: docker.DockerClient, repo: Path, suite: str, rounds: int) -> dict:
-    """Set both sides up, then measure every figure `rounds` times, alternating who goes first."""
+def _reference(client: docker.DockerClient, repo: Path, reference: str) -> Side:
+    if reference == "dovecot":
+        return _dovecot(client, repo)
+    return _debian(client, repo, reference)
+
+
+def _measure(sides: list[Side], figure: Figure, rounds: int) -> None:
+    """Every round measures both sides, the first going second in the next round."""
+    for round_number in range(rounds):
+        for side in sides if round_number % 2 == 0 else sides[::-1]:
+            side.figures.setdefault(figure.key, []).append(figure.measure(side))
+
+
+def run_bench(client: docker.DockerClient, repo: Path, reference: str, rounds: int) -> dict:
+    """Set both sides up, then measure every figure `rounds` times on each. `reference`
+    is an archive suite whose cyrus-imapd to compare with, or dovecot."""
     with ExitStack() as cleanup:
         sides = []
-        for make in (lambda: _ours(client, repo), lambda: _debian(client, repo, suite)):
+        for make in (lambda: _ours(client, repo), lambda: _reference(client, repo, reference)):
             with phase("setting up a side"):
                 side = make()
                 cleanup.callback(side.machine.stop)
                 _load(side)
                 cleanup.callback(client.images.remove, side.image, force=True)
-                say(f"{side.name}: cyrus-common {side.version}")
+                say(f"{side.name}: {side.version}")
                 sides.append(side)
-        for round_number in range(rounds):
-            with phase(f"round {round_number + 1} of {rounds}"):
-                for figure in FIGURES:
-                    order = sides if round_number % 2 == 0 else sides[::-1]
-                    for side in order:
-                        side.figures.setdefault(figure.key, []).append(figure.measure(side))
-        ours, reference = sides
+        with phase(f"{rounds} rounds of every figure"):
+            for figure in FIGURES:
+                _measure(sides, figure, rounds)
+        figures = FIGURES
+        # Dovecot has no idled to turn off: inotify tells it of changes.
+        if reference != "dovecot":
+            with ExitStack() as polling, phase("IDLE by polling, both sides without idled"):
+                for side in sides:
+                    polling.enter_context(_polling(side))
+                _measure(sides, POLLING, rounds)
+            figures = (*FIGURES, POLLING)
+        ours, other = sides
         return {
             "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "rounds": rounds,
             "sides": [
                 {"name": "ours", "version": ours.version},
-                {"name": reference.name, "version": reference.version},
+                {"name": other.name, "version": other.version},
             ],
-            "figures": [_compare(figure, ours, reference) for figure in FIGURES],
+            "figures": [_compare(figure, ours, other) for figure in figures],
         }
 
 

@@ -108,8 +108,9 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--reference",
         default="trixie-backports",
-        choices=("trixie-backports", "trixie"),
-        help="the archive suite whose cyrus-imapd is the reference (default trixie-backports)",
+        choices=("trixie-backports", "trixie", "dovecot"),
+        help="an archive suite whose cyrus-imapd is the reference, or Dovecot from trixie"
+        " (default trixie-backports)",
     )
     bench.add_argument("--rounds", type=int, default=3, help="rounds of every figure (default 3)")
     bench.add_argument("--packages", type=Path, default=PACKAGES_DIR)
