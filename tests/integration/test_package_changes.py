@@ -3,6 +3,7 @@
 import pytest
 
 from cyrus_deb.clients import imap_login, lmtp_deliver, make_message, provision_users
+from cyrus_deb.containers import LOCAL_SOURCE
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -101,3 +102,41 @@ def test_mail_and_configuration_survive_remove_and_reinstall(fresh_machine):
     _, data = imap.fetch("1", "(BODY.PEEK[])")
     assert data[0][1].replace(b"\r\n", b"\n").endswith(message.replace(b"\r\n", b"\n"))
     imap.logout()
+
+
+# Where dpkg, apt, init systems and logs keep their own state: not ours to clean.
+SYSTEM_STATE = (
+    "/var/lib/apt/",
+    "/var/lib/dpkg/",
+    "/var/cache/",
+    "/var/log/",
+    "/var/lib/systemd/",
+    "/var/lib/ucf/",
+    "/var/tmp/",
+    "/usr/local/lib/cyrus-tests",
+    LOCAL_SOURCE,  # the harness's own apt source for our repository
+)
+
+
+def filesystem(machine) -> set[str]:
+    listing = machine.check("find /etc /usr /var /srv /opt -xdev 2>/dev/null || true")
+    return {path for path in listing.splitlines() if not path.startswith(SYSTEM_STATE)}
+
+
+def test_purge_leaves_no_file_that_no_package_owns(fresh_machine, behaviour):
+    """In the manner of piuparts: install, use, purge with the mail, compare."""
+    machine = fresh_machine
+    before = filesystem(machine)
+    machine.install(["cyrus-imapd", "cyrus-pop3d"])
+    machine.wait_for_tcp(110)
+    machine.check("cyrus ctl_mboxlist -d > /dev/null")
+    assert machine.service("restart").ok
+    machine.wait_for_tcp(143)
+    machine.check(
+        "CYRUS_PURGE_MAIL=yes DEBIAN_FRONTEND=noninteractive"
+        " apt-get purge -y cyrus-pop3d cyrus-imapd cyrus-common 2>&1"
+    )
+    owned = set(machine.check("cat /var/lib/dpkg/info/*.list").splitlines())
+    left = sorted(filesystem(machine) - before - owned)
+    behaviour("files left after a purge with CYRUS_PURGE_MAIL=yes", " ".join(left) or "none")
+    assert left == [], "\n".join(left)
