@@ -4,12 +4,9 @@ import pytest
 
 from cyrus_deb.clients import imap_login, lmtp_deliver, make_message, provision_users
 from cyrus_deb.containers import LOCAL_SOURCE
+from cyrus_deb.server_config import master_pid
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def master_pid(machine) -> str:
-    return machine.read_file("/run/cyrus/master.pid").strip()
 
 
 def test_installing_pop3d_turns_pop3_on_and_removing_it_turns_it_off_without_a_restart(

@@ -9,7 +9,7 @@ import imaplib2
 import pytest
 
 from cyrus_deb.clients import imap_login, lmtp_deliver, make_message, tls_context
-from cyrus_deb.server_config import reconfigured
+from cyrus_deb.server_config import WITHOUT_IDLED, reconfigured
 
 pytestmark = pytest.mark.integration
 
@@ -81,8 +81,7 @@ def test_idle_with_idled_reports_a_delivery_within_one_second(server, behaviour)
 
 
 def test_idle_without_idled_polls_every_imapidlepoll_seconds(server, behaviour):
-    without_idled = "DAEMON {\n  idled disabled\n}\n"
-    with reconfigured(server.machine, options={"imapidlepoll": "1"}, local_fragment=without_idled):
+    with reconfigured(server.machine, options={"imapidlepoll": "1"}, local_fragment=WITHOUT_IDLED):
         assert not server.machine.exec("pgrep -x idled").ok
         latency = idle_notification_latency(server, "found by polling")
     print(f"IDLE notification by polling every 1 s: {latency * 1000:.0f} ms after delivery start")

@@ -3,15 +3,11 @@
 import pytest
 
 from cyrus_deb.clients import imap_login, lmtp_deliver, make_message
-from cyrus_deb.server_config import LOCAL_FRAGMENT
+from cyrus_deb.server_config import LOCAL_FRAGMENT, master_pid
 
 pytestmark = pytest.mark.integration
 
 EVERY_LISTENER = "ss -Hltnx | grep -qE ':143 |:993 |:110 |:995 |:24 |:4190 |/run/cyrus/socket/lmtp'"
-
-
-def master_pid(machine) -> str:
-    return machine.read_file("/run/cyrus/master.pid").strip()
 
 
 def test_master_and_every_child_run_as_cyrus(server, behaviour):

@@ -51,3 +51,13 @@ def populate(machine, users: CyrusUsers) -> None:
         imap.store("1:10", "+FLAGS", "(\\Seen)")
         imap.store("5:7", "+FLAGS", "(\\Answered $Label1)")
         imap.logout()
+
+
+def assert_a_new_delivery_is_served(machine, users: CyrusUsers) -> None:
+    """After an upgrade, the store still takes and serves new mail."""
+    new = make_message("first message after the upgrade")
+    assert lmtp_deliver(machine, ["alice"], new)["data"]["alice"].startswith("250")
+    imap = imap_login(machine, "alice", users.passwords["alice"])
+    imap.select("INBOX", readonly=True)
+    assert len(imap.search(None, "SUBJECT", '"first message after the upgrade"')[1][0].split()) == 1
+    imap.logout()

@@ -14,6 +14,7 @@ import pytest
 from cyrus_deb.clients import provision_users
 from cyrus_deb.containers import LOCAL_SOURCE, REPO_MOUNT, DebianContainer
 from cyrus_deb.images import flavour_image
+from cyrus_deb.server_config import run_without_uninstalled_services
 
 from ..fingerprint import differences, fingerprint, message_count
 from .store import MESSAGES_PER_USER, OUR_VERSION, populate
@@ -47,8 +48,7 @@ def test_release_upgrade_from_debian_12_keeps_the_3_6_1_store_whole(debian_12_ma
     machine = debian_12_machine
     machine.install(DEBIAN_12_PACKAGES, source="archive")
     assert machine.check("dpkg-query -W -f='${Version}' cyrus-common").startswith("3.6.1")
-    # Debian's cyrus.conf runs pop3, nntp and http, which are not installed.
-    machine.check(r"sed -i -E 's/^(\s*(pop3|nntp|http)\s)/#\1/' /etc/cyrus.conf")
+    run_without_uninstalled_services(machine, "pop3|nntp|http")
     users = provision_users(machine)
     populate(machine, users)
     before = fingerprint(machine, users.passwords)

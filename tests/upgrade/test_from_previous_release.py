@@ -11,11 +11,12 @@ import shlex
 
 import pytest
 
-from cyrus_deb.clients import imap_login, lmtp_deliver, make_message, provision_users
+from cyrus_deb.clients import provision_users
 from cyrus_deb.containers import REPO_MOUNT
+from cyrus_deb.server_config import master_pid
 
 from ..fingerprint import differences, fingerprint, message_count
-from .store import MESSAGES_PER_USER, OUR_VERSION, populate
+from .store import MESSAGES_PER_USER, OUR_VERSION, assert_a_new_delivery_is_served, populate
 
 pytestmark = [pytest.mark.upgrade, pytest.mark.slow]
 
@@ -55,18 +56,13 @@ def test_upgrade_from_our_previous_release_keeps_every_message_flag_acl_and_quot
     before = fingerprint(machine, users.passwords)
     # Each user sees its own INBOX and Work, and the other's Work through the ACL.
     assert message_count(before) == 2 * (MESSAGES_PER_USER + 5 + 5)
-    old_master = machine.read_file("/run/cyrus/master.pid").strip()
+    old_master = master_pid(machine)
 
     machine.install(PACKAGES)
     assert machine.check("dpkg-query -W -f='${Version}' cyrus-common") == OUR_VERSION
     machine.wait_for_tcp(143)
-    assert machine.read_file("/run/cyrus/master.pid").strip() != old_master  # restarted
+    assert master_pid(machine) != old_master  # restarted
 
     after = fingerprint(machine, users.passwords)
     assert after == before, "\n".join(differences(before, after))
-    new = make_message("first message after the upgrade")
-    assert lmtp_deliver(machine, ["alice"], new)["data"]["alice"].startswith("250")
-    imap = imap_login(machine, "alice", users.passwords["alice"])
-    imap.select("INBOX", readonly=True)
-    assert len(imap.search(None, "SUBJECT", '"first message after the upgrade"')[1][0].split()) == 1
-    imap.logout()
+    assert_a_new_delivery_is_served(machine, users)

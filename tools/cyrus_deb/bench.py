@@ -31,7 +31,14 @@ from .clients import (
 )
 from .containers import DebianContainer, image_for_tests
 from .progress import phase, say
-from .server_config import IMAPD_CONF, reconfigured, restart, with_options
+from .server_config import (
+    IMAPD_CONF,
+    WITHOUT_IDLED,
+    reconfigured,
+    restart,
+    run_without_uninstalled_services,
+    with_options,
+)
 
 SERVER_PACKAGES = ["cyrus-imapd", "cyrus-pop3d", "sasl2-bin", "ssl-cert"]
 AGENT_FILES = ("bench_agent.py", "lmtp_client.py")
@@ -216,8 +223,7 @@ def _polling(side: Side) -> Iterator[None]:
     """Run the side without idled, so imapd polls every second; then put it back."""
     machine = side.machine
     if side.name == "ours":
-        without_idled = "DAEMON {\n  idled disabled\n}\n"
-        with reconfigured(machine, options=POLLING_OPTIONS, local_fragment=without_idled):
+        with reconfigured(machine, options=POLLING_OPTIONS, local_fragment=WITHOUT_IDLED):
             assert not machine.exec("pgrep -x idled").ok, "idled still runs"
             yield
         return
@@ -247,22 +253,27 @@ def _load(side: Side) -> None:
     )
 
 
+def _boot(client: docker.DockerClient, repo: Path) -> DebianContainer:
+    """Every side starts from the same image: trixie, systemd, our dependencies."""
+    return DebianContainer(
+        image_for_tests(client, "trixie", "systemd", repo), "systemd", repo
+    ).start()
+
+
 def _ours(client: docker.DockerClient, repo: Path) -> Side:
-    image = image_for_tests(client, "trixie", "systemd", repo)
-    machine = DebianContainer(image, "systemd", repo).start()
+    machine = _boot(client, repo)
     machine.install(SERVER_PACKAGES)
     return _side("ours", machine)
 
 
 def _debian(client: docker.DockerClient, repo: Path, suite: str) -> Side:
-    image = image_for_tests(client, "trixie", "systemd", repo)
-    machine = DebianContainer(image, "systemd", repo).start()
+    machine = _boot(client, repo)
     machine.install(SERVER_PACKAGES, source="archive", release=suite)
     # What Debian's package needs to run: its cyrus.conf starts nntp and
     # http, whose programs are not installed; idled runs on our side, so it
     # runs on theirs (it has no DAEMON section, where Cyrus 3.12 wants it);
     # its backport makes a second POP3 login within a minute wait.
-    machine.check(r"sed -i -E 's/^(\s*(nntp|http)\s)/#\1/' /etc/cyrus.conf")
+    run_without_uninstalled_services(machine, "nntp|http")
     machine.check("""printf 'DAEMON {\\n  idled cmd="idled"\\n}\\n' >> /etc/cyrus.conf""")
     # Like for like: the same snakeoil certificate as ours, so that clients say
     # STARTTLS on both sides, as they must on ours (allowplaintext: no).
@@ -286,8 +297,7 @@ def _side(name: str, machine: DebianContainer) -> Side:
 def _dovecot(client: docker.DockerClient, repo: Path) -> Side:
     """Dovecot as Debian 13 installs it: PAM users, mbox in /var/mail, LMTP on
     /run/dovecot/lmtp, STARTTLS with its own certificate; nothing to configure."""
-    image = image_for_tests(client, "trixie", "systemd", repo)
-    machine = DebianContainer(image, "systemd", repo).start()
+    machine = _boot(client, repo)
     machine.install(["dovecot-imapd", "dovecot-pop3d", "dovecot-lmtpd"], source="archive")
     passwords = {name: f"{name}-secret" for name in BENCH_USERS}
     for name, password in passwords.items():

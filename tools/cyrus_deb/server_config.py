@@ -8,6 +8,19 @@ from .containers import DebianContainer
 
 IMAPD_CONF = "/etc/imapd.conf"
 LOCAL_FRAGMENT = "/etc/cyrus.conf.d/99-local.conf"
+# A 99-local.conf that turns idled off, so imapd polls every imapidlepoll seconds.
+WITHOUT_IDLED = "DAEMON {\n  idled disabled\n}\n"
+
+
+def master_pid(machine: DebianContainer) -> str:
+    return machine.read_file("/run/cyrus/master.pid").strip()
+
+
+def run_without_uninstalled_services(machine: DebianContainer, services: str) -> None:
+    """Debian's own cyrus.conf starts services (such as pop3, nntp, http) whose
+    programs are in packages not installed, and its master then exits: comment
+    them out as an administrator would. `services` is a regex alternation."""
+    machine.check(rf"sed -i -E 's/^(\s*({services})\s)/#\1/' /etc/cyrus.conf")
 
 
 def with_options(conf: str, options: Mapping[str, str]) -> str:
