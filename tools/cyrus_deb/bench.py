@@ -1,8 +1,8 @@
 """Our packages against a reference, side by side in one run, each figure interleaved.
 
 Both sides boot from the same systemd test image on this machine. The
-reference is Debian's own cyrus-imapd from a suite of the archive,
-configured only as much as it needs to run. Every loop is bounded in count,
+reference is Debian's own cyrus-imapd from a suite of the archive, or
+Dovecot from trixie, configured only as much as it needs to run. Every loop is bounded in count,
 all traffic goes through ports published on 127.0.0.1 or `docker exec`.
 """
 
@@ -63,7 +63,6 @@ class Side:
     users: CyrusUsers
     lmtp_socket: str = LMTP_SOCKET
     image: str = ""
-    init: str = "systemd"
     figures: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -183,7 +182,7 @@ def _idle_latency_ms(side: Side) -> float:
 
 def _start_to_login_ms(side: Side) -> float:
     started = time.perf_counter()
-    machine = DebianContainer(side.image, side.init, side.machine.repo).start()
+    machine = DebianContainer(side.image, side.machine.init, side.machine.repo).start()
     try:
         deadline = started + START_TIMEOUT_S
         while time.perf_counter() < deadline:
