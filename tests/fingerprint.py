@@ -2,14 +2,15 @@
 
 Per user and mailbox: UIDVALIDITY, per UID the flags (\\Seen as that user
 sees it) and the sha256 of the message, the ACL and the private and shared
-annotations; per user the subscriptions and the quota root's limit.
+annotations; per user the subscriptions, the quota root's limit, and the
+Sieve scripts (sha256, and which one is active) over ManageSieve.
 """
 
 import hashlib
 import imaplib
 import re
 
-from cyrus_deb.clients import imap_login
+from cyrus_deb.clients import imap_login, sieve_connect
 from cyrus_deb.containers import DebianContainer
 
 UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
@@ -78,6 +79,25 @@ def _quota(imap: imaplib.IMAP4) -> str:
     return " ".join(line.decode() for line in data[1] if line)
 
 
+SIEVE_LISTING = re.compile(r'^"?(?P<name>[^"\s]+)"?(?P<active> ACTIVE)?$')
+
+
+def _sieve_scripts(machine: DebianContainer, user: str, password: str) -> dict[str, str]:
+    """Script name -> sha256 of its text, "(active)" after the active one's."""
+    scripts = {}
+    for line in sieve_connect(machine, user, password, "--list").splitlines():
+        found = SIEVE_LISTING.match(line.strip())
+        if not found:
+            continue
+        copy = f"/var/tmp/fingerprint-{user}-{found['name']}.sieve"
+        sieve_connect(
+            machine, user, password, f"--download --remotesieve {found['name']} --localsieve {copy}"
+        )
+        digest = hashlib.sha256(machine.read_file(copy).encode()).hexdigest()
+        scripts[found["name"]] = digest + (" (active)" if found["active"] else "")
+    return scripts
+
+
 def fingerprint(machine: DebianContainer, passwords: dict[str, str]) -> dict:
     result = {}
     for user, password in sorted(passwords.items()):
@@ -86,6 +106,7 @@ def fingerprint(machine: DebianContainer, passwords: dict[str, str]) -> dict:
             "mailboxes": {name: _mailbox(imap, name) for name in _mailbox_names(imap, "list")},
             "subscribed": _mailbox_names(imap, "lsub"),
             "quota": _quota(imap),
+            "sieve": _sieve_scripts(machine, user, password),
         }
         imap.logout()
     return result

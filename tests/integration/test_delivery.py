@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cyrus_deb.clients import TEST_FILES, imap_login, lmtp_deliver, make_message
+from cyrus_deb.clients import TEST_FILES, imap_login, lmtp_deliver, make_message, sieve_connect
 from cyrus_deb.server_config import reconfigured
 
 pytestmark = pytest.mark.integration
@@ -141,16 +141,10 @@ def test_sieve_script_uploaded_over_managesieve_files_a_delivery_into_its_folder
         f"{TEST_FILES}/lists.sieve",
         'require ["fileinto"];\nif header :contains "Subject" "[list]" { fileinto "Lists"; }\n',
     )
-    machine.write_file(f"{TEST_FILES}/alice-password", password)
-    sieve_connect = (
-        "sieve-connect -s 127.0.0.1 -p 4190 -u alice --notlsverify"
-        f" --passwordfd 3 3<{TEST_FILES}/alice-password"
-    )
-    machine.check(
-        f"{sieve_connect} --upload --localsieve {TEST_FILES}/lists.sieve --remotesieve lists"
-    )
-    machine.check(f"{sieve_connect} --activate --remotesieve lists")
-    assert '"lists" ACTIVE' in machine.check(f"{sieve_connect} --list")
+    upload = f"--upload --localsieve {TEST_FILES}/lists.sieve --remotesieve lists"
+    sieve_connect(machine, "alice", password, upload)
+    sieve_connect(machine, "alice", password, "--activate --remotesieve lists")
+    assert '"lists" ACTIVE' in sieve_connect(machine, "alice", password, "--list")
 
     lmtp_deliver(machine, ["alice"], make_message("[list] filed by sieve"))
     filed = "[list] filed by sieve" in subjects_in(imap, "Lists")

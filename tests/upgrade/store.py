@@ -1,6 +1,11 @@
-"""A populated store to upgrade, made through the protocols, and our version."""
+"""A populated store to upgrade, made through the protocols, and our version.
 
-import random
+Three users, each with an INBOX of LMTP deliveries of varied MIME structure
+(generated with a fixed seed), messages to everyone in one transaction, a
+Work folder filled over IMAP with flags, shared with the next user, an
+annotation, a quota, two Sieve scripts (one active, filing "[list]" mail
+into Work); and a shared folder with its own ACL and annotation.
+"""
 
 from debian.changelog import Changelog
 
@@ -9,55 +14,102 @@ from cyrus_deb.clients import (
     hierarchy_separator,
     imap_login,
     lmtp_deliver,
+    lmtp_deliver_each,
     make_message,
+    sieve_connect,
 )
+from cyrus_deb.containers import DebianContainer
 from cyrus_deb.paths import DEBIAN_DIR
 
+from ..corpus import varied_messages
 from ..fingerprint import set_metadata
 
 OUR_VERSION = str(Changelog((DEBIAN_DIR / "changelog").read_text(), max_blocks=1).version)
-MESSAGES_PER_USER = 40
+USERS = ("alice", "bob", "carol")
 SEED = 20261125
+MESSAGES_PER_USER = 90
+TO_EVERYONE = 10
+FILED = 5
+SHARED = 20
+SHARED_FOLDER = "Announcements"
+# What each user's fingerprint holds: their INBOX, their Work, the previous
+# user's Work (ACL), the shared folder.
+MESSAGES_SEEN = len(USERS) * (MESSAGES_PER_USER + TO_EVERYONE + 2 * FILED + SHARED)
+# Debian's own packages and ours both need sieve-connect to talk ManageSieve here.
+CLIENT_PACKAGES = ["sieve-connect"]
 
 
-def populate(machine, users: CyrusUsers) -> None:
-    """Deliveries over LMTP, a subfolder filled over IMAP, flags, subscriptions, an ACL
-    for the other user, an annotation, a quota."""
-    passwords = users.passwords
+def _filters(work: str) -> str:
+    rule = f'if header :contains "Subject" "[list]" {{ fileinto "{work}"; }}'
+    return f'require ["fileinto"];\n{rule}\n'
+
+
+DRAFT_SCRIPT = 'require ["vacation"];\nvacation :days 7 "Away until Monday.";\n'
+
+
+def populate(machine: DebianContainer, users: CyrusUsers) -> None:
+    names = list(users.passwords)
     admin = imap_login(machine, users.admin, users.admin_password)
     separator = hierarchy_separator(admin)
-    for number, user in enumerate(passwords):
+    for number, user in enumerate(names):
         assert admin.setquota(f"user{separator}{user}", f"(STORAGE {100000 + number})")[0] == "OK"
+    assert admin.create(SHARED_FOLDER)[0] == "OK"
+    for user, rights in zip(names, ("lrswi", "lrs", "lr"), strict=True):
+        assert admin.setacl(SHARED_FOLDER, user, rights)[0] == "OK"
+    for message in varied_messages(SEED, SHARED, "everyone", tag="shared "):
+        assert admin.append(SHARED_FOLDER, None, None, message)[0] == "OK"
+    set_metadata(admin, SHARED_FOLDER, "/shared/comment", "read by all")
     admin.logout()
-    chooser = random.Random(SEED)
-    for user, password in passwords.items():
-        for number in range(MESSAGES_PER_USER):
-            body = "".join(chooser.choice("abcdefgh \n") for _ in range(chooser.randint(50, 4000)))
-            message = make_message(f"{user} message {number}", body)
-            replies = lmtp_deliver(machine, [user], message)
+
+    for user in names:
+        for replies in lmtp_deliver_each(
+            machine, [user], varied_messages(SEED, MESSAGES_PER_USER, user)
+        ):
             assert replies["data"][user].startswith("250"), replies
+    for replies in lmtp_deliver_each(
+        machine, names, varied_messages(SEED, TO_EVERYONE, "everyone", tag="all ")
+    ):
+        assert all(replies["data"][user].startswith("250") for user in names), replies
+
+    for number, user in enumerate(names):
+        password = users.passwords[user]
         imap = imap_login(machine, user, password)
-        separator = hierarchy_separator(imap)
-        work = f"INBOX{separator}Work"
+        work = f"INBOX{hierarchy_separator(imap)}Work"
         assert imap.create(work)[0] == "OK"
         assert imap.subscribe(work)[0] == "OK"
-        for number in range(5):
-            message = make_message(f"{user} filed {number}")
+        for message in varied_messages(SEED, FILED, user, tag="filed "):
             assert imap.append(work, "(\\Flagged)", None, message)[0] == "OK"
-        other = next(name for name in passwords if name != user)
-        assert imap.setacl(work, other, "lrs")[0] == "OK"
+        assert imap.setacl(work, names[(number + 1) % len(names)], "lrs")[0] == "OK"
         set_metadata(imap, work, "/private/comment", f"{user} work")
         imap.select("INBOX")
         imap.store("1:10", "+FLAGS", "(\\Seen)")
         imap.store("5:7", "+FLAGS", "(\\Answered $Label1)")
         imap.logout()
+        _upload_sieve(machine, user, password, {"filters": _filters(work), "draft": DRAFT_SCRIPT})
+        sieve_connect(machine, user, password, "--activate --remotesieve filters")
 
 
-def assert_a_new_delivery_is_served(machine, users: CyrusUsers) -> None:
-    """After an upgrade, the store still takes and serves new mail."""
-    new = make_message("first message after the upgrade")
-    assert lmtp_deliver(machine, ["alice"], new)["data"]["alice"].startswith("250")
+def _upload_sieve(machine: DebianContainer, user: str, password: str, scripts: dict) -> None:
+    directory = f"/var/tmp/sieve-{user}"
+    machine.write_files(directory, {f"{name}.sieve": text for name, text in scripts.items()})
+    for name in scripts:
+        sieve_connect(
+            machine,
+            user,
+            password,
+            f"--upload --localsieve {directory}/{name}.sieve --remotesieve {name}",
+        )
+
+
+def assert_a_new_delivery_is_served(machine: DebianContainer, users: CyrusUsers) -> None:
+    """After an upgrade, the store still takes and serves new mail, and the active Sieve
+    script still files mailing-list mail into Work."""
+    for subject in ("first message after the upgrade", "[list] first after the upgrade"):
+        assert lmtp_deliver(machine, ["alice"], make_message(subject))["data"]["alice"][:3] == "250"
     imap = imap_login(machine, "alice", users.passwords["alice"])
-    imap.select("INBOX", readonly=True)
-    assert len(imap.search(None, "SUBJECT", '"first message after the upgrade"')[1][0].split()) == 1
+    work = f"INBOX{hierarchy_separator(imap)}Work"
+    for mailbox, subject in (("INBOX", "first message"), (work, "[list] first")):
+        imap.select(mailbox, readonly=True)
+        found = imap.search(None, "SUBJECT", f'"{subject}"')[1][0].split()
+        assert len(found) == 1, (mailbox, subject, found)
     imap.logout()

@@ -12,11 +12,18 @@ import shlex
 import pytest
 
 from cyrus_deb.clients import provision_users
-from cyrus_deb.containers import REPO_MOUNT
-from cyrus_deb.server_config import master_pid
+from cyrus_deb.containers import LOCAL_SOURCE, REPO_MOUNT
+from cyrus_deb.server_config import IMAPD_CONF, master_pid
 
-from ..fingerprint import differences, fingerprint, message_count
-from .store import MESSAGES_PER_USER, OUR_VERSION, assert_a_new_delivery_is_served, populate
+from ..fingerprint import fingerprint, message_count
+from .store import (
+    CLIENT_PACKAGES,
+    MESSAGES_SEEN,
+    OUR_VERSION,
+    USERS,
+    assert_a_new_delivery_is_served,
+    populate,
+)
 
 pytestmark = [pytest.mark.upgrade, pytest.mark.slow]
 
@@ -40,22 +47,21 @@ def install_previous_release(machine) -> None:
     debs = " ".join(f"{PREVIOUS_DIR}/{package}.deb" for package in PACKAGES)
     machine.check(
         f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
-        f" {debs} sasl2-bin ssl-cert 2>&1"
+        f" {debs} sasl2-bin ssl-cert {' '.join(CLIENT_PACKAGES)} 2>&1"
     )
     assert machine.check("dpkg-query -W -f='${Version}' cyrus-common") == PREVIOUS_VERSION, ours
 
 
 def test_upgrade_from_our_previous_release_keeps_every_message_flag_acl_and_quota(
-    fresh_machine,
+    fresh_machine, assert_store_unchanged
 ):
     machine = fresh_machine
     install_previous_release(machine)
     machine.wait_for_tcp(143)
-    users = provision_users(machine)
+    users = provision_users(machine, USERS)
     populate(machine, users)
     before = fingerprint(machine, users.passwords)
-    # Each user sees its own INBOX and Work, and the other's Work through the ACL.
-    assert message_count(before) == 2 * (MESSAGES_PER_USER + 5 + 5)
+    assert message_count(before) == MESSAGES_SEEN
     old_master = master_pid(machine)
 
     machine.install(PACKAGES)
@@ -63,6 +69,40 @@ def test_upgrade_from_our_previous_release_keeps_every_message_flag_acl_and_quot
     machine.wait_for_tcp(143)
     assert master_pid(machine) != old_master  # restarted
 
-    after = fingerprint(machine, users.passwords)
-    assert after == before, "\n".join(differences(before, after))
+    assert_store_unchanged(before, fingerprint(machine, users.passwords))
+    assert_a_new_delivery_is_served(machine, users)
+
+
+def test_an_upgrade_that_fails_in_postinst_finishes_with_dpkg_configure_once_fixed(
+    fresh_machine, behaviour, assert_store_unchanged
+):
+    """The failing step: an imapd.conf Cyrus cannot parse (a key given twice, as an
+    administrator appending an override makes it) stops the postinst at cyrus-makedirs.
+    The package is left half-configured with Cyrus's words on the terminal; once the line
+    is gone, `dpkg --configure -a` finishes the upgrade and nothing is lost."""
+    machine = fresh_machine
+    install_previous_release(machine)
+    machine.wait_for_tcp(143)
+    users = provision_users(machine, USERS)
+    populate(machine, users)
+    before = fingerprint(machine, users.passwords)
+    good_conf = machine.read_file(IMAPD_CONF)
+    machine.check(f"echo 'admins: somebody' >> {IMAPD_CONF}")
+
+    failed = machine.exec(
+        f"echo 'deb [trusted=yes] file:{REPO_MOUNT} ./' > {LOCAL_SOURCE} && apt-get update -qq"
+        " && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
+        f" {' '.join(PACKAGES)} 2>&1"
+    )
+    assert not failed.ok
+    assert "specified twice" in failed.output, failed.output
+    status = machine.check("dpkg-query -W -f='${Status} ${Version}' cyrus-common")
+    behaviour("cyrus-common after a postinst that failed", status.split()[2])
+    assert status == f"install ok half-configured {OUR_VERSION}"
+
+    machine.rewrite_file(IMAPD_CONF, good_conf)
+    machine.check("DEBIAN_FRONTEND=noninteractive dpkg --configure -a 2>&1")
+    assert "install ok installed" in machine.check("dpkg-query -W -f='${Status}' cyrus-common")
+    machine.wait_for_tcp(143)  # started by the postinst, no manual step
+    assert_store_unchanged(before, fingerprint(machine, users.passwords), step="after the fix")
     assert_a_new_delivery_is_served(machine, users)

@@ -119,3 +119,37 @@ def lmtp_deliver(
     arguments = " ".join(shlex.quote(a) for a in [*options, address, sender, *recipients])
     output = machine.check(f"python3 {LMTP_CLIENT} {arguments} < {TEST_FILES}/message.eml")
     return json.loads(output)
+
+
+def lmtp_deliver_each(
+    machine: DebianContainer, recipients: list[str], messages: list[bytes]
+) -> list[dict]:
+    """Deliver every message to the recipients, one transaction each, in one LMTP session
+    over the unix socket; the replies of each transaction, in order."""
+    output = machine.check(lmtp_stream_command(machine, recipients, messages))
+    return [json.loads(line) for line in output.splitlines()]
+
+
+def lmtp_stream_command(
+    machine: DebianContainer, recipients: list[str], messages: list[bytes]
+) -> str:
+    """Copy the messages into the container (as 000000.eml, 000001.eml, ...) and return
+    the command that delivers them in one session, printing a JSON line per reply."""
+    batch = f"{TEST_FILES}/batch"
+    machine.write_file(LMTP_CLIENT, (Path(__file__).parent / "lmtp_client.py").read_text())
+    machine.check(f"rm -rf {batch}")
+    machine.write_files(batch, {f"{n:06d}.eml": m for n, m in enumerate(messages)})
+    arguments = " ".join(shlex.quote(a) for a in [LMTP_SOCKET, "s@example.test", *recipients])
+    return f"python3 {LMTP_CLIENT} --messages {batch} {arguments}"
+
+
+def sieve_connect(machine: DebianContainer, user: str, password: str, arguments: str) -> str:
+    """Run sieve-connect (package sieve-connect) as `user` against the local ManageSieve
+    service. Cyrus's own sieveshell cannot STARTTLS; PLAIN, because Debian's own
+    timsieved breaks off DIGEST-MD5 when it negotiates a security layer."""
+    password_file = f"{TEST_FILES}/{user}-password"
+    machine.write_file(password_file, password, mode=0o600)
+    return machine.check(
+        f"sieve-connect -s 127.0.0.1 -p 4190 -u {user} --authmech PLAIN --notlsverify"
+        f" --passwordfd 3 {arguments} 3<{password_file} 2>&1"
+    )

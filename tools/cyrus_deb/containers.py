@@ -9,7 +9,7 @@ import io
 import shlex
 import tarfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,20 +120,47 @@ class DebianContainer(DockerContainer):
         self.get_wrapped_container().restart(timeout=30)
         self.wait_booted()
 
+    def power_cut_and_boot(self) -> None:
+        """SIGKILL every process of the machine at once, as a crash does, then boot it."""
+        container = self.get_wrapped_container()
+        container.kill(signal="SIGKILL")
+        container.wait(timeout=30)
+        container.start()
+        self.wait_booted()
+
+    def exec_lines(self, command: str) -> Iterator[str]:
+        """Run a shell command and yield its output line by line as it comes; the stream
+        ends when the command does, or when the machine dies."""
+        _, stream = self.get_wrapped_container().exec_run(["sh", "-c", command], stream=True)
+        pending = b""
+        for chunk in stream:
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            yield from (line.decode(errors="replace") for line in lines)
+        if pending:
+            yield pending.decode(errors="replace")
+
     def exec(self, command: str, *, user: str = "") -> Result:
         """Run a shell command; never raises on a non-zero exit."""
         code, output = self.get_wrapped_container().exec_run(["sh", "-c", command], user=user)
         return Result(code, output.decode(errors="replace"))
 
     def write_file(self, path: str, content: bytes | str, mode: int = 0o644) -> None:
-        data = content.encode() if isinstance(content, str) else content
+        self.write_files(str(Path(path).parent), {Path(path).name: content}, mode)
+
+    def write_files(
+        self, directory: str, files: Mapping[str, bytes | str], mode: int = 0o644
+    ) -> None:
+        """Write many files into one directory with a single copy into the container."""
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as archive:
-            info = tarfile.TarInfo(Path(path).name)
-            info.size, info.mode = len(data), mode
-            archive.addfile(info, io.BytesIO(data))
-        self.check(f"mkdir -p {shlex.quote(str(Path(path).parent))}")
-        self.get_wrapped_container().put_archive(str(Path(path).parent), buffer.getvalue())
+            for name, content in files.items():
+                data = content.encode() if isinstance(content, str) else content
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(data), mode
+                archive.addfile(info, io.BytesIO(data))
+        self.check(f"mkdir -p {shlex.quote(directory)}")
+        self.get_wrapped_container().put_archive(directory, buffer.getvalue())
 
     def rewrite_file(self, path: str, content: str) -> None:
         """Replace a file's content in place, keeping its owner and mode, as an editor does."""

@@ -1,10 +1,15 @@
 """A minimal LMTP client, copied into the container and run there (standard library only).
 
-usage: python3 lmtp_client.py [--auth USER PASSWORD] ADDRESS SENDER RECIPIENT... < message
+usage: python3 lmtp_client.py [--auth USER PASSWORD] [--messages DIR]
+                              ADDRESS SENDER RECIPIENT... [< message]
 ADDRESS is a unix socket path, or HOST:PORT for TCP. With --auth the client
 says STARTTLS and then AUTH PLAIN before MAIL FROM.
 Prints one JSON object: the reply to each command and, per accepted
-recipient, the reply after DATA (RFC 2033 gives one per recipient).
+recipient, the reply after DATA (RFC 2033 gives one per recipient). With
+--messages, every file in DIR is one transaction of the same session, in
+name order, and the replies of each are printed as one JSON line (with the
+file's name) the moment the server has answered, for a reader that must
+know what was acknowledged even if the machine dies mid-stream.
 smtplib.LMTP would read a single reply after DATA, so it cannot tell
 recipients apart.
 """
@@ -12,6 +17,7 @@ recipients apart.
 import argparse
 import base64
 import json
+import pathlib
 import socket
 import ssl
 import sys
@@ -81,6 +87,7 @@ class Session:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--auth", nargs=2, metavar=("USER", "PASSWORD"))
+    parser.add_argument("--messages", type=pathlib.Path, metavar="DIR")
     parser.add_argument("address")
     parser.add_argument("sender")
     parser.add_argument("recipients", nargs="+")
@@ -88,6 +95,12 @@ def main() -> None:
     session = Session(arguments.address)
     if arguments.auth:
         session.authenticate(*arguments.auth)
+    if arguments.messages:
+        for path in sorted(arguments.messages.iterdir()):
+            result = session.deliver(arguments.sender, arguments.recipients, path.read_bytes())
+            print(json.dumps({"file": path.name} | result), flush=True)
+        session.close()
+        return
     result = session.replies | session.deliver(
         arguments.sender, arguments.recipients, sys.stdin.buffer.read()
     )

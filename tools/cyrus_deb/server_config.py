@@ -8,6 +8,8 @@ from .containers import DebianContainer
 
 IMAPD_CONF = "/etc/imapd.conf"
 LOCAL_FRAGMENT = "/etc/cyrus.conf.d/99-local.conf"
+# Where the upgrade from Debian's own packages carries an edited cyrus.conf.
+MIGRATED_FRAGMENT = "/etc/cyrus.conf.d/80-migrated-cyrus.conf"
 # A 99-local.conf that turns idled off, so imapd polls every imapidlepoll seconds.
 WITHOUT_IDLED = "DAEMON {\n  idled disabled\n}\n"
 
