@@ -5,23 +5,29 @@ is removed when its scope ends, whether the tests passed, failed or were
 interrupted.
 """
 
-from collections.abc import Callable, Iterator
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import pytest
 
+from cyrus_deb.clients import CyrusUsers, provision_users
 from cyrus_deb.containers import DebianContainer, image_for_tests
 from cyrus_deb.engine import docker_client
 from cyrus_deb.images import INIT_SYSTEMS
-from cyrus_deb.paths import PACKAGES_DIR
+from cyrus_deb.paths import PACKAGES_DIR, REPO_ROOT
 
 from .behaviour_table import Table, differences, write_table
 
 DISTRIBUTION = "trixie"
 BEHAVIOUR_DOCUMENT = Path(__file__).parent / "integration" / "README.md"
 OBSERVED = pytest.StashKey[Table]()
+REPORTS = REPO_ROOT / "build" / "reports"
+FIGURES = pytest.StashKey[dict[str, list[dict]]]()
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,42 @@ def behaviour(request: pytest.FixtureRequest, target: Target) -> Callable[[str, 
     return record
 
 
+@pytest.fixture
+def figures(request: pytest.FixtureRequest, target: Target) -> Callable[..., None]:
+    """Record what a test measured (counts, differences); the run ends with every record
+    printed, and written to build/reports/SUITE.json (SUITE: the test's directory)."""
+    started = time.monotonic()
+    suite = request.path.parent.name
+    records = request.config.stash.setdefault(FIGURES, {}).setdefault(suite, [])
+
+    def record(**values: object) -> None:
+        records.append(
+            {
+                "scenario": request.node.originalname,
+                "target": str(target),
+                "seconds": round(time.monotonic() - started, 1),
+                **values,
+            }
+        )
+
+    return record
+
+
+def _write_figures(terminalreporter: pytest.TerminalReporter) -> None:
+    for suite, records in terminalreporter.config.stash.get(FIGURES, {}).items():
+        REPORTS.mkdir(parents=True, exist_ok=True)
+        (REPORTS / f"{suite}.json").write_text(json.dumps(records, indent=2) + "\n")
+        terminalreporter.section(f"{suite} figures")
+        for record in records:
+            values = " ".join(
+                f"{key}={len(value) if isinstance(value, list) else value}"
+                for key, value in record.items()
+                if key not in ("scenario", "target")
+            )
+            terminalreporter.write_line(f"{record['scenario']:<64} {record['target']:<16} {values}")
+        terminalreporter.write_line(f"written to {REPORTS / suite}.json")
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Check every observation against the documented table (or write it, when asked)."""
     observed = session.config.stash.get(OBSERVED, {})
@@ -121,8 +163,45 @@ def images(docker_engine, packages_dir) -> ImagesByTarget:
     return ImagesByTarget(docker_engine, packages_dir)
 
 
-def boot(images, target: Target, packages_dir) -> DebianContainer:
-    return DebianContainer(images[target], target.init, packages_dir).start()
+def boot(
+    images, target: Target, packages_dir, tmpfs: Mapping[str, str] | None = None
+) -> DebianContainer:
+    """A booted machine; `tmpfs` mounts a tmpfs at each path, with these mount options."""
+    machine = DebianContainer(images[target], target.init, packages_dir)
+    for path, options in (tmpfs or {}).items():
+        machine.with_tmpfs_mount(path, options)
+    return machine.start()
+
+
+SERVER_PACKAGES = (
+    "cyrus-imapd",
+    "cyrus-pop3d",
+    "cyrus-admin",
+    "cyrus-clients",
+    "sasl2-bin",
+    "ssl-cert",
+)
+
+
+@dataclass(frozen=True)
+class CyrusServer:
+    """A booted system with the server packages installed and users provisioned."""
+
+    machine: DebianContainer
+    users: CyrusUsers
+
+
+@contextmanager
+def booted_server(
+    images, target: Target, packages_dir, tmpfs: Mapping[str, str] | None = None
+) -> Iterator[CyrusServer]:
+    """A new machine with the server packages and the users alice and bob; removed after."""
+    machine = boot(images, target, packages_dir, tmpfs)
+    try:
+        machine.install(SERVER_PACKAGES)
+        yield CyrusServer(machine, provision_users(machine))
+    finally:
+        machine.stop()
 
 
 @pytest.fixture
@@ -155,7 +234,8 @@ def _scenario_and_target(nodeid: str) -> tuple[str, str]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """A scenario x init system table: result and duration of each."""
+    """A scenario x init system table: result and duration of each; then the figures."""
+    _write_figures(terminalreporter)
     results: dict[str, dict[str, str]] = {}
     for outcome in ("passed", "failed", "skipped", "error"):
         for report in terminalreporter.stats.get(outcome, []):

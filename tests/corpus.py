@@ -113,7 +113,9 @@ def varied_messages(seed: int, count: int, recipient: str, tag: str = "") -> lis
         message["To"] = f"{recipient}@example.test"
         message["Subject"] = f"{tag}{recipient} {number}: {' '.join(chooser.sample(WORDS, 3))}"
         message["Date"] = format_datetime(EPOCH + datetime.timedelta(minutes=number))
-        message["Message-ID"] = f"<{seed}.{recipient}.{tag}{number}@corpus.example.test>"
+        # No space in it: Cyrus's duplicate suppression reads the Message-ID up to one.
+        label = "-".join(tag.split())
+        message["Message-ID"] = f"<{seed}.{recipient}.{label}.{number}@corpus.example.test>"
         KINDS[number % len(KINDS)](message, chooser)
         # The email package draws MIME boundaries from the global random generator.
         for index, part in enumerate(message.walk()):

@@ -3,7 +3,7 @@
 import pytest
 
 from cyrus_deb.clients import imap_login, lmtp_deliver, make_message
-from cyrus_deb.server_config import LOCAL_FRAGMENT, master_pid
+from cyrus_deb.server_config import LOCAL_FRAGMENT, master_pid, restart
 
 pytestmark = pytest.mark.integration
 
@@ -84,3 +84,29 @@ def test_reload_starts_an_added_service_and_stops_a_removed_one_keeping_master(s
     kept = master_pid(machine) == pid
     behaviour("reload adds and removes services, same master", "yes" if kept else "no")
     assert kept
+
+
+def test_a_service_moved_to_another_listen_keeps_listening_through_later_reloads(server, behaviour):
+    """Unpatched, master's second reload after a listen= change bound the port again while
+    the moved service still held it, then dropped the service (our DEP-3 patch
+    master-reload-keeps-a-moved-service). Package installations reload too."""
+    machine = server.machine
+    machine.write_file(
+        LOCAL_FRAGMENT,
+        'SERVICES {\n  imap cmd="imapd" listen="imap" prefork=1\n'
+        '  sieve cmd="timsieved" listen="localhost:4190" prefork=0\n}\n',
+    )
+    try:
+        for _ in range(3):
+            reconfigured = machine.cyrus_log().count("Services reconfigured")
+            assert machine.service("reload").ok
+            machine.wait_until_logged("Services reconfigured", reconfigured + 1)
+        listening = [port for port in (143, 4190) if machine.listens(port)]
+    finally:
+        machine.check(f"rm -f {LOCAL_FRAGMENT}")
+        restart(machine)
+    behaviour(
+        "ports of services moved to another listen=, after three reloads",
+        " ".join(map(str, listening)),
+    )
+    assert listening == [143, 4190], machine.cyrus_log()[-3000:]

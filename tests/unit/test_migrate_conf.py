@@ -99,3 +99,17 @@ def test_a_line_it_cannot_read_stops_it_with_the_place_to_fix(tmp_path):
     result = migrate(old, SHIPPED_FRAGMENTS)
     assert result.returncode != 0
     assert f"{old}:3: cannot read this line" in result.stderr
+
+
+def test_fragments_still_unpacked_as_dpkg_new_count_as_shipped(tmp_path):
+    """While cyrus-common's postinst runs, the conffiles of a cyrus-imapd upgraded with it
+    are still NAME.dpkg-new: imaps must be disabled all the same."""
+    fragments = tmp_path / "cyrus.conf.d"
+    fragments.mkdir()
+    for fragment in SHIPPED_FRAGMENTS.glob("*.conf"):
+        suffix = ".dpkg-new" if fragment.name == "20-imapd.conf" else ""
+        (fragments / f"{fragment.name}{suffix}").write_text(fragment.read_text())
+    old = tmp_path / "cyrus.conf"
+    old.write_text(OLD_CYRUS_CONF)
+    found = sections(migrate(old, fragments).stdout)
+    assert "imaps disabled" in found["SERVICES"]

@@ -54,10 +54,14 @@ def populate(machine: DebianContainer, users: CyrusUsers) -> None:
     for number, user in enumerate(names):
         assert admin.setquota(f"user{separator}{user}", f"(STORAGE {100000 + number})")[0] == "OK"
     assert admin.create(SHARED_FOLDER)[0] == "OK"
-    for user, rights in zip(names, ("lrswi", "lrs", "lr"), strict=True):
-        assert admin.setacl(SHARED_FOLDER, user, rights)[0] == "OK"
+    # An admin may administer any mailbox, not write into it: it grants itself the right.
+    owners = {users.admin: "lrswipkxtecda"}
+    for user, rights in {**owners, **dict(zip(names, ("lrswi", "lrs", "lr"), strict=True))}.items():
+        status, data = admin.setacl(SHARED_FOLDER, user, rights)
+        assert status == "OK", data
     for message in varied_messages(SEED, SHARED, "everyone", tag="shared "):
-        assert admin.append(SHARED_FOLDER, None, None, message)[0] == "OK"
+        status, data = admin.append(SHARED_FOLDER, None, None, message)
+        assert status == "OK", data
     set_metadata(admin, SHARED_FOLDER, "/shared/comment", "read by all")
     admin.logout()
 

@@ -120,12 +120,15 @@ class DebianContainer(DockerContainer):
         self.get_wrapped_container().restart(timeout=30)
         self.wait_booted()
 
-    def power_cut_and_boot(self) -> None:
-        """SIGKILL every process of the machine at once, as a crash does, then boot it."""
+    def power_cut(self) -> None:
+        """SIGKILL every process of the machine at once, as a power loss does."""
         container = self.get_wrapped_container()
         container.kill(signal="SIGKILL")
         container.wait(timeout=30)
-        container.start()
+
+    def power_on(self) -> None:
+        """Boot the machine again after a power cut, on the same disk."""
+        self.get_wrapped_container().start()
         self.wait_booted()
 
     def exec_lines(self, command: str) -> Iterator[str]:
@@ -252,6 +255,20 @@ class DebianContainer(DockerContainer):
         if self.init == "systemd":
             return self.exec(f"systemctl {action} {name} 2>&1")
         return self.exec(f"service {name} {action} 2>&1")
+
+    def cyrus_log(self) -> str:
+        """Everything Cyrus logged (syslog facility mail) since the machine was made."""
+        if self.init == "systemd":
+            return self.check("journalctl --no-pager -o short SYSLOG_FACILITY=2")
+        return self.check("cat /var/log/mail.log")
+
+    def wait_until_logged(self, text: str, times: int, timeout_s: float = WAIT_TIMEOUT_S) -> None:
+        """Wait until Cyrus's log holds `text` at least `times` times."""
+        deadline = time.monotonic() + timeout_s
+        while self.cyrus_log().count(text) < times:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{text!r} not logged {times} times\n{self.logs_for_humans()}")
+            time.sleep(0.2)
 
     def logs_for_humans(self, lines: int = 80) -> str:
         """What a person looks at first: service status, init log, Cyrus's own lines."""

@@ -1,0 +1,77 @@
+"""A damaged mailbox list. Cyrus's own recovery keeps the records it can read and drops the
+rest, so a truncated or overwritten mailboxes.db would start with mailboxes missing. The
+packaged start step refuses instead, and says how to rebuild the list from the daily dump;
+following those words to the end gives back the store as it was."""
+
+import pytest
+
+from cyrus_deb.clients import imap_login, lmtp_deliver_each
+
+from ..corpus import varied_messages
+from ..fingerprint import differences, fingerprint, message_count
+from ..upgrade.store import CLIENT_PACKAGES
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+
+SEED = 20261125
+FOLDERS = 15
+MAILBOXES_DB = "/var/lib/cyrus/mailboxes.db"
+DUMP = "/var/backups/cyrus-mboxlist.txt"
+DAMAGE = {
+    "truncated": f"truncate -s $(( $(stat -c %s {MAILBOXES_DB}) / 2 )) {MAILBOXES_DB}",
+    "overwritten": f"dd if=/dev/urandom of={MAILBOXES_DB} bs=1 seek=2048 count=4096"
+    " conv=notrunc 2>&1",
+}
+RESTORE = f"cyrus ctl_mboxlist -u < {DUMP}"
+
+
+def populate(machine, passwords: dict[str, str]) -> None:
+    """Each user: mail in INBOX and a dozen folders, enough records for damage to hit."""
+    for user, password in passwords.items():
+        messages = varied_messages(SEED, 10, user, tag="damage ")
+        replies = lmtp_deliver_each(machine, [user], messages)
+        assert all(reply["data"][user].startswith("250") for reply in replies), replies
+        imap = imap_login(machine, user, password)
+        for number in range(FOLDERS):
+            folder = f"INBOX/folder {number}"
+            assert imap.create(f'"{folder}"')[0] == "OK"
+            assert imap.append(f'"{folder}"', "(\\Flagged)", None, messages[number % 10])[0] == "OK"
+        imap.logout()
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_mailbox_list_stops_the_start_and_the_documented_restore_brings_all_back(
+    crashable_server, damage, behaviour, figures
+):
+    machine, passwords = crashable_server.machine, crashable_server.users.passwords
+    machine.check(f"apt-get install -y -q {' '.join(CLIENT_PACKAGES)} 2>&1")
+    populate(machine, passwords)
+    machine.check("/usr/lib/cyrus/cyrus-daily")  # what the timer or cron runs at night
+    before = fingerprint(machine, passwords)
+
+    assert machine.service("stop").ok
+    machine.check(DAMAGE[damage])
+    started = machine.service("start")
+    log = machine.cyrus_log()
+    behaviour(f"start with a {damage} mailboxes.db", "refused" if not started.ok else "started")
+    assert not started.ok, "Cyrus started on a damaged mailbox list"
+    assert RESTORE in log, log[-3000:]
+    if machine.init == "sysvinit":
+        assert RESTORE in started.output, started.output  # on the administrator's terminal
+    assert not machine.listens(143)
+
+    machine.check(RESTORE)
+    if machine.init == "systemd":
+        machine.check("systemctl reset-failed cyrus-imapd")
+    restarted = machine.service("start")
+    assert restarted.ok, restarted.output
+    machine.wait_for_tcp(143)
+    after = fingerprint(machine, passwords)
+    found = differences(before, after)
+    figures(
+        damage=damage,
+        mailboxes=sum(len(user["mailboxes"]) for user in after.values()),
+        messages_compared=message_count(after),
+        differences=found,
+    )
+    assert not found, "\n".join(found)
