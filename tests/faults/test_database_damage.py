@@ -22,7 +22,8 @@ DAMAGE = {
     "overwritten": f"dd if=/dev/urandom of={MAILBOXES_DB} bs=1 seek=2048 count=4096"
     " conv=notrunc 2>&1",
 }
-RESTORE = f"cyrus ctl_mboxlist -u < {DUMP}"
+# README.Debian, Backups; and the words the refused start shows.
+RESTORE = f"mv {MAILBOXES_DB} {MAILBOXES_DB}.damaged && cyrus ctl_mboxlist -u < {DUMP}"
 
 
 def populate(machine, passwords: dict[str, str]) -> None:

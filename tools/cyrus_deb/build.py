@@ -23,7 +23,7 @@ BUILD_ROOT = "/build"
 RESULT_PATTERNS = ("*.deb", "*.changes", "*.buildinfo", "*.dsc", "*.debian.tar.xz", "*.orig.tar.xz")
 
 BUILDER_BODY = f"""\
-RUN {APT_INSTALL} build-essential dpkg-dev lintian apt-utils
+RUN {APT_INSTALL} build-essential dpkg-dev lintian apt-utils devscripts file
 COPY control /deps/debian/control
 RUN apt-get build-dep -y /deps && apt-get clean
 """
@@ -117,6 +117,27 @@ def build_packages(output_dir: Path = PACKAGES_DIR, *, check: bool = True) -> Bu
                 cd /out
                 lintian --info --display-info --fail-on error *.changes > /out/lintian.txt 2>&1 \
                     || { cat /out/lintian.txt; exit 1; }
+            """,
+                log,
+            )
+        with phase("hardening-check"):
+            # The report is judged by tests/unit/test_built_packages.py.
+            _run(
+                container,
+                """
+                mkdir -p /tmp/shipped
+                for deb in /out/*.deb; do
+                    case "$deb" in *-dbgsym_*) continue ;; esac
+                    dpkg-deb -x "$deb" /tmp/shipped
+                done
+                cd /tmp/shipped
+                # Branch protection is an arm64 feature. Control flow integrity: built
+                # with -fcf-protection, but Debian 13's own binaries (/usr/bin/ls) carry
+                # no IBT/SHSTK note either, so no binary linked on it can.
+                find . -type f -exec sh -c 'file -b "$1" | grep -q "^ELF"' _ {} \\; -print |
+                    sort > /tmp/elf-files
+                xargs hardening-check --nobranchprotection --nocfprotection < /tmp/elf-files \\
+                    > /out/hardening.txt 2>&1 || true
             """,
                 log,
             )

@@ -18,7 +18,9 @@ LMTP_SOCKET = "/run/cyrus/socket/lmtp"
 # Not under /tmp: systemd mounts a tmpfs there, over what docker writes.
 TEST_FILES = "/usr/local/lib/cyrus-tests"
 LMTP_CLIENT = f"{TEST_FILES}/lmtp_client.py"
+FUZZ_CLIENT = f"{TEST_FILES}/fuzz_client.py"
 SERVERNAME = "mail.example.test"
+FUZZ_DEADLINE_S = 120
 
 
 @dataclass(frozen=True)
@@ -153,3 +155,13 @@ def sieve_connect(machine: DebianContainer, user: str, password: str, arguments:
         f"sieve-connect -s 127.0.0.1 -p 4190 -u {user} --authmech PLAIN --notlsverify"
         f" --passwordfd 3 {arguments} 3<{password_file} 2>&1"
     )
+
+
+def fuzz(machine: DebianContainer, protocol: str, port: int, seed: int, cases: int) -> dict:
+    """Send `cases` hostile command lines (fuzz_client.py, run in the container against
+    127.0.0.1:port, at most FUZZ_DEADLINE_S seconds); what it counted."""
+    machine.write_file(FUZZ_CLIENT, (Path(__file__).parent / "fuzz_client.py").read_text())
+    output = machine.check(
+        f"python3 {FUZZ_CLIENT} {protocol} {port} {seed} {cases} {FUZZ_DEADLINE_S}"
+    )
+    return json.loads(output)
