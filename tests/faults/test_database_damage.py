@@ -54,7 +54,7 @@ def test_a_damaged_mailbox_list_stops_the_start_and_the_documented_restore_bring
     machine.check(DAMAGE[damage])
     started = machine.service("start")
     log = machine.cyrus_log()
-    behaviour(f"start with a {damage} mailboxes.db", "refused" if not started.ok else "started")
+    behaviour(f"start on a mailboxes.db {damage}", "refused" if not started.ok else "started")
     assert not started.ok, "Cyrus started on a damaged mailbox list"
     assert RESTORE in log, log[-3000:]
     if machine.init == "sysvinit":

@@ -34,6 +34,7 @@ OWNERS = {
     "usr/share/cyrus-common/imapd.conf": "cyrus-common",
     "usr/lib/cyrus/cyrus-migrate-conf": "cyrus-common",
     "usr/lib/cyrus/cyrus-check-mboxlist": "cyrus-common",
+    "usr/sbin/cyrus-backup": "cyrus-common",
     "etc/cyrus.conf.d/10-common.conf": "cyrus-common",
     "etc/cyrus.conf.d/20-imapd.conf": "cyrus-imapd",
     "etc/cyrus.conf.d/20-pop3d.conf": "cyrus-pop3d",
