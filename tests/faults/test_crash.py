@@ -16,6 +16,7 @@ from .mailbox import (
     assert_acknowledged_messages_are_intact,
     assert_reconstruct_finds_nothing_to_repair,
     deliver_until,
+    message_id,
     stored_messages,
 )
 
@@ -23,6 +24,24 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 SEED = 20261125
 DELIVERIES = 1000
+
+
+def send_again_what_was_not_acknowledged(
+    machine, password: str, sent: list[bytes], acknowledged: set[str]
+) -> None:
+    """What the MTA does. Every message is then there; one stored before the crash whose
+    250 never reached the MTA may be there twice (README.Debian); a file a cut delivery
+    left is overwritten, so reconstruct has nothing left to say."""
+    unacknowledged = {
+        message_id(message): message
+        for number, message in enumerate(sent)
+        if f"{number:06d}.eml" not in acknowledged
+    }
+    stored_unacknowledged = frozenset(stored_messages(machine, password)) & set(unacknowledged)
+    replies = lmtp_deliver_each(machine, [USER], list(unacknowledged.values()))
+    assert all(reply["data"][USER].startswith("250") for reply in replies), replies
+    assert len(stored_messages(machine, password, stored_unacknowledged)) == DELIVERIES
+    assert_reconstruct_finds_nothing_to_repair(machine, password)
 
 
 def crash_point(target) -> int:
@@ -42,16 +61,8 @@ def test_a_power_cut_during_delivery_loses_no_acknowledged_message(
     stored = stored_messages(machine, password)
     figures(attempted=DELIVERIES, acknowledged=len(acknowledged), found=len(stored))
     assert_acknowledged_messages_are_intact(acknowledged, sent, stored)
-    assert_reconstruct_finds_nothing_to_repair(machine)
-
-    # The MTA sends again what it saw no 250 for; one stored before the cut is dropped
-    # as a duplicate, so every message ends up there exactly once (README.Debian).
-    unacknowledged = [
-        message for number, message in enumerate(sent) if f"{number:06d}.eml" not in acknowledged
-    ]
-    replies = lmtp_deliver_each(machine, [USER], unacknowledged)
-    assert all(reply["data"][USER].startswith("250") for reply in replies), replies
-    assert len(stored_messages(machine, password)) == DELIVERIES
+    assert_reconstruct_finds_nothing_to_repair(machine, password, cut_delivery_allowed=True)
+    send_again_what_was_not_acknowledged(machine, password, sent, acknowledged)
 
 
 def test_kill_9_of_master_during_delivery_loses_no_acknowledged_message(
@@ -84,4 +95,5 @@ def test_kill_9_of_master_during_delivery_loses_no_acknowledged_message(
     stored = stored_messages(machine, password)
     figures(attempted=DELIVERIES, acknowledged=len(acknowledged), found=len(stored))
     assert_acknowledged_messages_are_intact(acknowledged, sent, stored)
-    assert_reconstruct_finds_nothing_to_repair(machine)
+    assert_reconstruct_finds_nothing_to_repair(machine, password, cut_delivery_allowed=True)
+    send_again_what_was_not_acknowledged(machine, password, sent, acknowledged)

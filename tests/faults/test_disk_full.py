@@ -67,4 +67,4 @@ def test_a_full_mail_partition_defers_delivery_and_loses_nothing(
     every_file = {f"{number:06d}.eml" for number in range(DELIVERIES)}
     assert_acknowledged_messages_are_intact(every_file, sent, stored)
     assert len(stored) == DELIVERIES
-    assert_reconstruct_finds_nothing_to_repair(machine)
+    assert_reconstruct_finds_nothing_to_repair(machine, password)
