@@ -8,11 +8,12 @@ Building the tree twice would cost four minutes for nothing more.
 """
 
 import shlex
+from dataclasses import dataclass
 
 import pytest
 
-from cyrus_deb.clients import provision_users
-from cyrus_deb.containers import LOCAL_SOURCE, REPO_MOUNT
+from cyrus_deb.clients import CyrusUsers, provision_users
+from cyrus_deb.containers import LOCAL_SOURCE, REPO_MOUNT, DebianContainer
 from cyrus_deb.server_config import IMAPD_CONF, master_pid
 
 from ..fingerprint import fingerprint, message_count
@@ -52,16 +53,33 @@ def install_previous_release(machine) -> None:
     assert machine.check("dpkg-query -W -f='${Version}' cyrus-common") == PREVIOUS_VERSION, ours
 
 
-def test_upgrade_from_our_previous_release_keeps_every_message_flag_acl_and_quota(
-    fresh_machine, assert_store_unchanged
-):
-    machine = fresh_machine
-    install_previous_release(machine)
-    machine.wait_for_tcp(143)
-    users = provision_users(machine, USERS)
-    populate(machine, users)
-    before = fingerprint(machine, users.passwords)
+@dataclass(frozen=True)
+class PopulatedStore:
+    machine: DebianContainer
+    users: CyrusUsers
+    before: dict  # its fingerprint
+
+
+@pytest.fixture
+def previous_release_store(fresh_machine) -> PopulatedStore:
+    """Our previous release, installed and holding the store every upgrade test starts from."""
+    install_previous_release(fresh_machine)
+    fresh_machine.wait_for_tcp(143)
+    users = provision_users(fresh_machine, USERS)
+    populate(fresh_machine, users)
+    before = fingerprint(fresh_machine, users.passwords)
     assert message_count(before) == MESSAGES_SEEN
+    return PopulatedStore(fresh_machine, users, before)
+
+
+def test_upgrade_from_our_previous_release_keeps_every_message_flag_acl_and_quota(
+    previous_release_store, assert_store_unchanged
+):
+    machine, users, before = (
+        previous_release_store.machine,
+        previous_release_store.users,
+        previous_release_store.before,
+    )
     old_master = master_pid(machine)
 
     machine.install(PACKAGES)
@@ -74,18 +92,17 @@ def test_upgrade_from_our_previous_release_keeps_every_message_flag_acl_and_quot
 
 
 def test_an_upgrade_that_fails_in_postinst_finishes_with_dpkg_configure_once_fixed(
-    fresh_machine, behaviour, assert_store_unchanged
+    previous_release_store, behaviour, assert_store_unchanged
 ):
     """The failing step: an imapd.conf Cyrus cannot parse (a key given twice, as an
     administrator appending an override makes it) stops the postinst at cyrus-makedirs.
     The package is left half-configured with Cyrus's words on the terminal; once the line
     is gone, `dpkg --configure -a` finishes the upgrade and nothing is lost."""
-    machine = fresh_machine
-    install_previous_release(machine)
-    machine.wait_for_tcp(143)
-    users = provision_users(machine, USERS)
-    populate(machine, users)
-    before = fingerprint(machine, users.passwords)
+    machine, users, before = (
+        previous_release_store.machine,
+        previous_release_store.users,
+        previous_release_store.before,
+    )
     good_conf = machine.read_file(IMAPD_CONF)
     machine.check(f"echo 'admins: somebody' >> {IMAPD_CONF}")
 
