@@ -60,12 +60,10 @@ def stored_messages(
     assert status == "OK", data
     imap.logout()
     stored = [item[1] for item in data if isinstance(item, tuple)]
-    by_id = {message_id(message): message for message in stored}
-    twice = [
-        i for i, n in Counter(map(message_id, stored)).items() if n > 1 and i not in twice_allowed
-    ]
+    ids = [message_id(message) for message in stored]
+    twice = [i for i, n in Counter(ids).items() if n > 1 and i not in twice_allowed]
     assert not twice, f"stored twice: {twice}"
-    return by_id
+    return dict(zip(ids, stored, strict=True))
 
 
 def assert_acknowledged_messages_are_intact(
