@@ -90,9 +90,17 @@ def test_section_8_pages_are_prefixed_so_they_do_not_clash_with_postfix(contents
     assert not any(n.endswith("/man8/master.8.gz") for n in common)
 
 
-def test_lintian_reports_no_errors(packages_dir):
+def test_lintian_reports_no_errors_and_no_warnings(packages_dir):
     report = (packages_dir / "lintian.txt").read_text()
-    assert not [line for line in report.splitlines() if line.startswith("E: ")], report
+    findings = [line for line in report.splitlines() if line.startswith(("E: ", "W: "))]
+    assert findings == []
+
+
+def test_documentation_uses_debians_jquery_instead_of_a_copy(packages_dir):
+    deb = DebFile(str(next(packages_dir.glob("cyrus-doc_*.deb"))))
+    jquery = deb.data.tgz().getmember("./usr/share/doc/cyrus-doc/html/_static/jquery.js")
+    assert jquery.issym() and jquery.linkname == "../../../../javascript/jquery/jquery.js"
+    assert "libjs-jquery" in deb.debcontrol()["Depends"]
 
 
 # hardening-check findings that are not a missing flag, with why.
