@@ -47,6 +47,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run the container tests on this init system only (repeatable)",
     )
     parser.addoption(
+        "--cassandane-suites",
+        action="append",
+        default=[],
+        help="run these Cassandane suites or tests instead of debian/tests/cassandane's list",
+    )
+    parser.addoption(
         "--write-behaviour-table",
         action="store_true",
         help="write what the tests observed into tests/integration/README.md"
@@ -164,10 +170,17 @@ def images(docker_engine, packages_dir) -> ImagesByTarget:
 
 
 def boot(
-    images, target: Target, packages_dir, tmpfs: Mapping[str, str] | None = None
+    images,
+    target: Target,
+    packages_dir,
+    tmpfs: Mapping[str, str] | None = None,
+    *,
+    ipv6_loopback: bool = False,
 ) -> DebianContainer:
     """A booted machine; `tmpfs` mounts a tmpfs at each path, with these mount options."""
-    machine = DebianContainer(images[target], target.init, packages_dir)
+    machine = DebianContainer(
+        images[target], target.init, packages_dir, ipv6_loopback=ipv6_loopback
+    )
     for path, options in (tmpfs or {}).items():
         machine.with_tmpfs_mount(path, options)
     return machine.start()

@@ -16,7 +16,7 @@ from .paths import PACKAGES_DIR, REPO_ROOT
 from .progress import phase, say
 from .upstream import fetch_orig
 
-TOX_ENVS = "lint,unit,integration,upgrade,faults"
+TOX_ENVS = "lint,unit,integration,upgrade,faults,dep8"
 
 
 def _fetch_orig(args: argparse.Namespace) -> int:
@@ -57,6 +57,11 @@ def _test(args: argparse.Namespace) -> int:
         command += ["--", *args.pytest_args]
     say(" ".join(command))
     return subprocess.run(command, cwd=REPO_ROOT, check=False, env=os.environ.copy()).returncode
+
+
+def _cassandane(args: argparse.Namespace) -> int:
+    selection = [f"--cassandane-suites={suite}" for suite in args.suites]
+    return _test(argparse.Namespace(envs="dep8", pytest_args=["-k", "cassandane", *selection]))
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -101,6 +106,18 @@ def parser() -> argparse.ArgumentParser:
     test.add_argument("--envs", default=TOX_ENVS, help=f"tox environments (default {TOX_ENVS})")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest after --")
     test.set_defaults(run=_test)
+
+    cassandane = commands.add_parser(
+        "cassandane",
+        help="run upstream's Cassandane against the installed packages in a trixie container"
+        " (debian/tests/cassandane, through tox)",
+    )
+    cassandane.add_argument(
+        "suites",
+        nargs="*",
+        help="Cassandane suites or tests, e.g. Cyrus::Quota (default: debian/tests/cassandane's)",
+    )
+    cassandane.set_defaults(run=_cassandane)
 
     bench = commands.add_parser(
         "bench", help="measure our packages against Debian's, side by side, interleaved"

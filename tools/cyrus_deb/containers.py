@@ -79,9 +79,15 @@ def image_for_tests(client: docker.DockerClient, distribution: str, init: str, r
 class DebianContainer(DockerContainer):
     """A booted Debian system: PID 1 is systemd or sysvinit's init."""
 
-    def __init__(self, image: str, init: str, repo: Path) -> None:
+    def __init__(self, image: str, init: str, repo: Path, *, ipv6_loopback: bool = False) -> None:
         super().__init__(image)
         self.init, self.repo = init, repo
+        # Docker leaves IPv6 off inside containers; a real machine has ::1.
+        sysctls = (
+            {"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.lo.disable_ipv6": "0"}
+            if ipv6_loopback
+            else {}
+        )
         self.with_volume_mapping(str(repo), REPO_MOUNT, "ro")
         for port in PUBLISHED_PORTS:
             # A random host port on loopback only: nothing else is ever a target.
@@ -95,11 +101,13 @@ class DebianContainer(DockerContainer):
                 cgroupns="private",
                 stop_signal="SIGRTMIN+3",
                 entrypoint=SYSTEMD_ENTRYPOINT,
+                sysctls=sysctls,
             )
         else:
             self.with_kwargs(
                 cap_add=["SYS_PTRACE", "SYS_BOOT"],
                 stop_signal="SIGINT",
+                sysctls=sysctls,
             )
 
     def port(self, container_port: int) -> int:
