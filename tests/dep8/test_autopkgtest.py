@@ -75,7 +75,7 @@ def dep8_tests() -> list[Dep8Test]:
     return tests
 
 
-def testbeds(test: Dep8Test) -> list[Target]:
+def targets_for(test: Dep8Test) -> list[Target]:
     inits = ("systemd",) if test.name == "cassandane" else ("systemd", "sysvinit")
     return [Target(DISTRIBUTION, init) for init in inits]
 
@@ -83,7 +83,7 @@ def testbeds(test: Dep8Test) -> list[Target]:
 CASES = [
     pytest.param(test, testbed, id=f"{test.name}-{testbed}")
     for test in dep8_tests()
-    for testbed in testbeds(test)
+    for testbed in targets_for(test)
 ]
 
 
