@@ -62,9 +62,7 @@ def test_a_damaged_mailbox_list_stops_the_start_and_the_documented_restore_bring
     assert not machine.listens(143)
 
     machine.check(RESTORE)
-    if machine.init == "systemd":
-        machine.check("systemctl reset-failed cyrus-imapd")
-    restarted = machine.service("start")
+    restarted = machine.start_again()
     assert restarted.ok, restarted.output
     machine.wait_for_tcp(143)
     after = fingerprint(machine, passwords)

@@ -45,9 +45,7 @@ def test_a_mail_partition_left_unmounted_stops_the_start_and_loses_nothing(
     assert machine.check(f"find {SPOOL} -type f").strip() == ""
 
     machine.check(f"rm -r {SPOOL} && mv {UNMOUNTED} {SPOOL}")  # the disk is mounted
-    if machine.init == "systemd":
-        machine.check("systemctl reset-failed cyrus-imapd")
-    restarted = machine.service("start")
+    restarted = machine.start_again()
     assert restarted.ok, restarted.output
     machine.wait_for_tcp(143)
     after = fingerprint(machine, passwords)

@@ -37,7 +37,11 @@ def test_every_known_cassandane_failure_names_one_test_and_why():
     assert len(names) == len(set(names))
 
 
-@pytest.mark.parametrize("module", sorted(STAND_INS.rglob("*.pm")), ids=lambda path: path.stem)
+@pytest.mark.parametrize(
+    "module",
+    sorted(path for path in STAND_INS.rglob("*.pm") if path.name != "DebianStandIn.pm"),
+    ids=lambda path: path.stem,
+)
 def test_stand_in_module_loads_and_dies_on_use(module: Path):
     name = str(module.relative_to(STAND_INS).with_suffix("")).replace("/", "::")
     program = f"use {name}; my $o = {name}->new; eval {{ $o->anything }}; print $@"

@@ -264,6 +264,13 @@ class DebianContainer(DockerContainer):
             return self.exec(f"systemctl {action} {name} 2>&1")
         return self.exec(f"service {name} {action} 2>&1")
 
+    def start_again(self, name: str = "cyrus-imapd") -> Result:
+        """Start a service whose start was refused, once the cause is fixed, as an
+        administrator does: on systemd, first clear the unit's failed state."""
+        if self.init == "systemd":
+            self.check(f"systemctl reset-failed {name}")
+        return self.service("start", name)
+
     def cyrus_log(self) -> str:
         """Everything Cyrus logged (syslog facility mail) since the machine was made."""
         if self.init == "systemd":
