@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from cyrus_deb.bench import render
+from cyrus_deb.bench import plot, render, verdict
 from cyrus_deb.errors import UserError
 from cyrus_deb.mirror import host_mirror
 from cyrus_deb.upstream import orig_name, pinned_sha256, sha256_of, upstream_version
@@ -58,25 +58,64 @@ def test_sha256_of_reads_the_whole_file(tmp_path):
     assert sha256_of(tmp_path / "f") == hashlib.sha256(data).hexdigest()
 
 
-def test_bench_table_shows_both_sides_and_the_ratio():
-    side = {"min": 9.0, "median": 10.0, "max": 11.0}
-    results = {
+def _bench_results(ours: dict[str, float], reference: dict[str, float]) -> dict:
+    figure = {
+        "name": "POP3 RETR",
+        "unit": "msg/s",
+        "higher_is_better": True,
+        "ours": ours,
+        "reference": reference,
+        "ratio": ours["median"] / reference["median"],
+    }
+    figure["verdict"] = verdict(figure)
+    return {
+        "started": "2026-11-26T05:00:00+00:00",
+        "rounds": 3,
         "sides": [
             {"name": "ours", "version": "3.12.4-1+cyrusdeb1"},
             {"name": "debian trixie-backports", "version": "3.12.3-1~bpo13+1"},
         ],
-        "figures": [
-            {
-                "name": "POP3 RETR",
-                "unit": "msg/s",
-                "higher_is_better": True,
-                "ours": side,
-                "reference": {"min": 4.0, "median": 5.0, "max": 6.0},
-                "ratio": 2.0,
-            }
-        ],
+        "figures": [figure],
     }
+
+
+def test_bench_table_shows_both_sides_and_the_ratio():
+    results = _bench_results(
+        {"min": 9.0, "median": 10.0, "max": 11.0}, {"min": 4.0, "median": 5.0, "max": 6.0}
+    )
     table = render(results).splitlines()
     assert "3.12.4-1+cyrusdeb1" in table[0] and "3.12.3-1~bpo13+1" in table[0]
     assert "POP3 RETR (msg/s)" in table[1] and "10.0 [9.0-11.0]" in table[1]
-    assert "5.0 [4.0-6.0]" in table[1] and "2.00 (higher is better)" in table[1]
+    assert "5.0 [4.0-6.0]" in table[1] and "2.00 (higher is better; better)" in table[1]
+    assert "ours is worse beyond noise on no figure" in table
+
+
+@pytest.mark.parametrize(
+    ("ours", "reference", "expected"),
+    [
+        ((9, 10, 11), (10.5, 12, 13), "within noise"),
+        ((9, 10, 11), (4, 5, 6), "better"),
+        ((4, 5, 6), (9, 10, 11), "worse"),
+    ],
+)
+def test_bench_calls_a_figure_worse_only_when_the_ranges_do_not_overlap(
+    ours, reference, expected
+):
+    def spread(values):
+        return dict(zip(("min", "median", "max"), map(float, values), strict=True))
+
+    results = _bench_results(spread(ours), spread(reference))
+    assert results["figures"][0]["verdict"] == expected
+    lowest_is_best = {**results["figures"][0], "higher_is_better": False}
+    flipped = {"within noise": "within noise", "better": "worse", "worse": "better"}
+    assert verdict(lowest_is_best) == flipped[expected]
+    if expected == "worse":
+        assert "ours is worse beyond noise on: POP3 RETR (msg/s)" in render(results)
+
+
+def test_bench_plot_is_a_png(tmp_path):
+    results = _bench_results(
+        {"min": 9.0, "median": 10.0, "max": 11.0}, {"min": 4.0, "median": 5.0, "max": 6.0}
+    )
+    plot(results, tmp_path / "bench.png")
+    assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG\r\n")

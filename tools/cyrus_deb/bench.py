@@ -30,6 +30,7 @@ from .clients import (
     tls_context,
 )
 from .containers import DebianContainer, image_for_tests
+from .errors import UserError
 from .progress import phase, say
 from .server_config import (
     IMAPD_CONF,
@@ -46,7 +47,7 @@ AGENT = f"python3 {TEST_FILES}/bench_agent.py"
 FETCH_MESSAGES = 2000
 POP3_MESSAGES = 500
 SINGLE_FETCHES = 200
-LMTP_MESSAGES = 200
+LMTP_MESSAGES = 500
 DOVECOT_LMTP = "/run/dovecot/lmtp"
 LOGINS = 100
 SEARCHES = 5
@@ -62,6 +63,7 @@ class Side:
     machine: DebianContainer
     users: CyrusUsers
     lmtp_socket: str = LMTP_SOCKET
+    server_process: str = "imapd"
     image: str = ""
     figures: dict[str, list[float]] = field(default_factory=dict)
 
@@ -71,11 +73,22 @@ class Figure:
     name: str
     unit: str
     higher_is_better: bool
-    measure: Callable[[Side], float]
 
     @property
     def key(self) -> str:
         return f"{self.name} ({self.unit})"
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One timed run on a side that gives one figure or more (a FETCH gives msg/s and MB/s)."""
+
+    figures: tuple[Figure, ...]
+    run: Callable[[Side], tuple[float, ...]]
+
+
+def _one(name: str, unit: str, higher_is_better: bool, run: Callable[[Side], float]) -> Measure:
+    return Measure((Figure(name, unit, higher_is_better),), lambda side: (run(side),))
 
 
 def _agent(side: Side, *arguments: str) -> dict:
@@ -119,25 +132,37 @@ def _reader(side: Side) -> Iterator[imaplib.IMAP4]:
         imap.logout()
 
 
-def _fetch_all(side: Side) -> tuple[int, int, float]:
+def _fetch_all_rates(side: Side) -> tuple[float, float]:
     with _reader(side) as imap:
         started = time.perf_counter()
         _, data = imap.fetch("1:*", "(BODY.PEEK[])")
         seconds = time.perf_counter() - started
     bodies = [item[1] for item in data if isinstance(item, tuple)]
-    return len(bodies), sum(len(body) for body in bodies), seconds
+    if len(bodies) != FETCH_MESSAGES:
+        raise RuntimeError(f"{side.name}: fetched {len(bodies)} of {FETCH_MESSAGES}")
+    return len(bodies) / seconds, sum(len(body) for body in bodies) / 1e6 / seconds
 
 
-def _fetch_all_messages_rate(side: Side) -> float:
-    count, _, seconds = _fetch_all(side)
-    if count != FETCH_MESSAGES:
-        raise RuntimeError(f"{side.name}: fetched {count} of {FETCH_MESSAGES}")
-    return count / seconds
-
-
-def _fetch_all_megabytes_rate(side: Side) -> float:
-    _, size, seconds = _fetch_all(side)
-    return size / 1e6 / seconds
+def _same_host_fetch(side: Side) -> tuple[float, float, float, float]:
+    """The same FETCHes from a client on the server's host (webmail's usual place): the
+    loopback interface's large segments show what Nagle's algorithm saves or costs."""
+    result = _agent(
+        side,
+        "fetch",
+        "reader",
+        side.users.passwords["reader"],
+        side.server_process,
+        str(SINGLE_FETCHES),
+    )
+    if result["messages"] != FETCH_MESSAGES:
+        raise RuntimeError(f"{side.name}: fetched {result['messages']} of {FETCH_MESSAGES}")
+    seconds = result["seconds"]
+    return (
+        result["messages"] / seconds,
+        result["bytes"] / 1e6 / seconds,
+        result["server_cpu_seconds"] * 1000,
+        SINGLE_FETCHES / result["single_seconds"],
+    )
 
 
 def _single_fetch_rate(side: Side) -> float:
@@ -196,21 +221,34 @@ def _start_to_login_ms(side: Side) -> float:
         machine.stop()
 
 
-FIGURES = (
-    Figure("LMTP deliveries, 1 connection", "msg/s", True, _lmtp_rate(1)),
-    Figure("LMTP deliveries, 4 connections", "msg/s", True, _lmtp_rate(4)),
-    Figure("IMAP LOGIN+SELECT+LOGOUT", "/s", True, _login_select_logout_rate),
-    Figure(f"FETCH 1:* BODY.PEEK[] of {FETCH_MESSAGES}", "msg/s", True, _fetch_all_messages_rate),
-    Figure(f"FETCH 1:* BODY.PEEK[] of {FETCH_MESSAGES}", "MB/s", True, _fetch_all_megabytes_rate),
-    Figure("FETCH one message per command", "msg/s", True, _single_fetch_rate),
-    Figure(f"SEARCH TEXT over {FETCH_MESSAGES}", "searches/s", True, _search_text_rate),
-    Figure("POP3 RETR", "msg/s", True, _pop3_retr_rate),
-    Figure("IDLE with idled: delivery to EXISTS", "ms", False, _idle_latency_ms),
-    Figure("container start to first IMAP LOGIN", "ms", False, _start_to_login_ms),
+FETCH_ALL = f"FETCH 1:* BODY.PEEK[] of {FETCH_MESSAGES}"
+SAME_HOST = "same host"
+MEASURES = (
+    _one("LMTP deliveries, 1 connection", "msg/s", True, _lmtp_rate(1)),
+    _one("LMTP deliveries, 4 connections", "msg/s", True, _lmtp_rate(4)),
+    _one("IMAP LOGIN+SELECT+LOGOUT", "/s", True, _login_select_logout_rate),
+    Measure(
+        (Figure(FETCH_ALL, "msg/s", True), Figure(FETCH_ALL, "MB/s", True)),
+        _fetch_all_rates,
+    ),
+    _one("FETCH one message per command", "msg/s", True, _single_fetch_rate),
+    Measure(
+        (
+            Figure(f"{FETCH_ALL}, {SAME_HOST}", "msg/s", True),
+            Figure(f"{FETCH_ALL}, {SAME_HOST}", "MB/s", True),
+            Figure(f"{FETCH_ALL}, {SAME_HOST}: server CPU", "ms", False),
+            Figure(f"FETCH one message per command, {SAME_HOST}", "msg/s", True),
+        ),
+        _same_host_fetch,
+    ),
+    _one(f"SEARCH TEXT over {FETCH_MESSAGES}", "searches/s", True, _search_text_rate),
+    _one("POP3 RETR", "msg/s", True, _pop3_retr_rate),
+    _one("IDLE with idled: delivery to EXISTS", "ms", False, _idle_latency_ms),
+    _one("container start to first IMAP LOGIN", "ms", False, _start_to_login_ms),
 )
 
 # Measured in a phase of its own, after the others: both sides without idled.
-POLLING = Figure("IDLE by polling every 1 s: delivery to EXISTS", "ms", False, _idle_latency_ms)
+POLLING = _one("IDLE by polling every 1 s: delivery to EXISTS", "ms", False, _idle_latency_ms)
 POLLING_OPTIONS = {"imapidlepoll": "1"}
 CYRUS_CONF = "/etc/cyrus.conf"
 
@@ -304,7 +342,7 @@ def _dovecot(client: docker.DockerClient, repo: Path) -> Side:
     machine.wait_for_unix_socket(DOVECOT_LMTP)
     version = machine.check("dpkg-query -W -f='${Version}' dovecot-core").strip()
     users = CyrusUsers("", "", passwords)  # no administrator: Dovecot needs none
-    return _checked(Side("dovecot", version, machine, users, DOVECOT_LMTP))
+    return _checked(Side("dovecot", version, machine, users, DOVECOT_LMTP, server_process="imap"))
 
 
 def _checked(side: Side) -> Side:
@@ -320,23 +358,100 @@ def _summary(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
+def verdict(figure: dict) -> str:
+    """'better' or 'worse' only when the two sides' ranges over all rounds do not overlap:
+    the machine's noise moved neither past the other."""
+    ours, reference = figure["ours"], figure["reference"]
+    if ours["min"] > reference["max"]:
+        ours_higher = True
+    elif ours["max"] < reference["min"]:
+        ours_higher = False
+    else:
+        return "within noise"
+    return "better" if ours_higher == figure["higher_is_better"] else "worse"
+
+
 def render(results: dict) -> str:
     ours, reference = results["sides"]
+    labels = [f"{figure['name']} ({figure['unit']})" for figure in results["figures"]]
+    width = max(len("figure"), *map(len, labels))
     lines = [
-        f"{'figure':<44} {ours['name'] + ' ' + ours['version']:>30}"
+        f"{'figure':<{width}} {ours['name'] + ' ' + ours['version']:>30}"
         f" {reference['name'] + ' ' + reference['version']:>38}  ours/ref",
     ]
-    for figure in results["figures"]:
+    for label, figure in zip(labels, results["figures"], strict=True):
         cells = []
         for side in ("ours", "reference"):
             low, mid, high = (figure[side][k] for k in ("min", "median", "max"))
             cells.append(f"{mid:>10.1f} [{low:.1f}-{high:.1f}]")
         better = "higher" if figure["higher_is_better"] else "lower"
         lines.append(
-            f"{figure['name'] + ' (' + figure['unit'] + ')':<44} {cells[0]:>30} {cells[1]:>38}"
-            f"  {figure['ratio']:>7.2f} ({better} is better)"
+            f"{label:<{width}} {cells[0]:>30} {cells[1]:>38}"
+            f"  {figure['ratio']:>7.2f} ({better} is better; {figure['verdict']})"
         )
+    worse = [
+        label
+        for label, f in zip(labels, results["figures"], strict=True)
+        if f["verdict"] == "worse"
+    ]
+    lines.append("")
+    lines.append(
+        f"ours is worse beyond noise on: {'; '.join(worse)}"
+        if worse
+        else "ours is worse beyond noise on no figure"
+    )
+    lines.append(
+        f"(beyond noise: over {results['rounds']} interleaved rounds, the ranges of the two"
+        " sides do not overlap)"
+    )
     return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> None:
+    """Each figure as how many times better ours is than the reference (log scale), the bar
+    from the median, the whisker from the worst to the best pairing of the two ranges."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as pyplot
+    except ImportError as error:
+        raise UserError(
+            "the plot needs matplotlib: run the bench through ./cyrus-deb or tox -e bench,"
+            " which install it"
+        ) from error
+    figures = results["figures"][::-1]
+    labels, medians, lows, highs, colours = [], [], [], [], []
+    palette = {"better": "tab:green", "worse": "tab:red", "within noise": "tab:grey"}
+    for figure in figures:
+        ours, reference = figure["ours"], figure["reference"]
+        worst = ours["min"] / reference["max"]
+        best = ours["max"] / reference["min"]
+        median = figure["ratio"]
+        if not figure["higher_is_better"]:
+            worst, best, median = 1 / best, 1 / worst, 1 / median
+        labels.append(f"{figure['name']} ({figure['unit']})")
+        medians.append(median)
+        lows.append(median - worst)
+        highs.append(best - median)
+        colours.append(palette[figure["verdict"]])
+    ours_side, reference_side = results["sides"]
+    drawing, axes = pyplot.subplots(figsize=(11, 0.45 * len(figures) + 1.6))
+    # Bars grow from 1 (equal) towards the median, left when ours is worse.
+    widths = [median - 1 for median in medians]
+    axes.barh(labels, widths, left=1, xerr=[lows, highs], color=colours, capsize=3)
+    axes.axvline(1, color="black", linewidth=0.8)
+    axes.set_xscale("log")
+    axes.set_xlabel("times better than the reference (over 1: ours is better)")
+    axes.set_title(
+        f"ours {ours_side['version']} against {reference_side['name']}"
+        f" {reference_side['version']}\n{results['rounds']} interleaved rounds,"
+        f" {results['started']}; grey: within noise",
+        fontsize=10,
+    )
+    drawing.tight_layout()
+    drawing.savefig(path, dpi=100)
+    pyplot.close(drawing)
 
 
 def _reference(client: docker.DockerClient, repo: Path, reference: str) -> Side:
@@ -345,11 +460,13 @@ def _reference(client: docker.DockerClient, repo: Path, reference: str) -> Side:
     return _debian(client, repo, reference)
 
 
-def _measure(sides: list[Side], figure: Figure, rounds: int) -> None:
+def _measure(sides: list[Side], measure: Measure, rounds: int) -> None:
     """Every round measures both sides, the first going second in the next round."""
     for round_number in range(rounds):
         for side in sides if round_number % 2 == 0 else sides[::-1]:
-            side.figures.setdefault(figure.key, []).append(figure.measure(side))
+            values = measure.run(side)
+            for figure, value in zip(measure.figures, values, strict=True):
+                side.figures.setdefault(figure.key, []).append(value)
 
 
 def run_bench(client: docker.DockerClient, repo: Path, reference: str, rounds: int) -> dict:
@@ -366,16 +483,16 @@ def run_bench(client: docker.DockerClient, repo: Path, reference: str, rounds: i
                 say(f"{side.name}: {side.version}")
                 sides.append(side)
         with phase(f"{rounds} rounds of every figure"):
-            for figure in FIGURES:
-                _measure(sides, figure, rounds)
-        figures = FIGURES
+            for measure in MEASURES:
+                _measure(sides, measure, rounds)
+        measures = MEASURES
         # Dovecot has no idled to turn off: inotify tells it of changes.
         if reference != "dovecot":
             with ExitStack() as polling, phase("IDLE by polling, both sides without idled"):
                 for side in sides:
                     polling.enter_context(_polling(side))
                 _measure(sides, POLLING, rounds)
-            figures = (*FIGURES, POLLING)
+            measures = (*MEASURES, POLLING)
         ours, other = sides
         return {
             "started": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -384,13 +501,15 @@ def run_bench(client: docker.DockerClient, repo: Path, reference: str, rounds: i
                 {"name": "ours", "version": ours.version},
                 {"name": other.name, "version": other.version},
             ],
-            "figures": [_compare(figure, ours, other) for figure in figures],
+            "figures": [
+                _compare(figure, ours, other) for measure in measures for figure in measure.figures
+            ],
         }
 
 
 def _compare(figure: Figure, ours: Side, reference: Side) -> dict:
     mine, theirs = ours.figures[figure.key], reference.figures[figure.key]
-    return {
+    compared = {
         "name": figure.name,
         "unit": figure.unit,
         "higher_is_better": figure.higher_is_better,
@@ -399,3 +518,5 @@ def _compare(figure: Figure, ours: Side, reference: Side) -> dict:
         "ratio": statistics.median(mine) / statistics.median(theirs),
         "samples": {"ours": mine, "reference": theirs},
     }
+    compared["verdict"] = verdict(compared)
+    return compared

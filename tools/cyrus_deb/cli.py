@@ -65,7 +65,7 @@ def _cassandane(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import render, run_bench  # testcontainers is only needed here
+    from .bench import plot, render, run_bench  # testcontainers is only needed here
 
     if not (args.packages / "Packages").exists():
         raise UserError(f"no built packages in {args.packages}: run `./cyrus-deb build` first")
@@ -74,7 +74,8 @@ def _bench(args: argparse.Namespace) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     path = args.output / f"bench-{results['started'].replace(':', '')}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
-    say(f"figures written to {path}")
+    plot(results, path.with_suffix(".png"))
+    say(f"figures written to {path}, plotted in {path.with_suffix('.png')}")
     return 0
 
 
