@@ -98,9 +98,7 @@ def test_bench_table_shows_both_sides_and_the_ratio():
         ((4, 5, 6), (9, 10, 11), "worse"),
     ],
 )
-def test_bench_calls_a_figure_worse_only_when_the_ranges_do_not_overlap(
-    ours, reference, expected
-):
+def test_bench_calls_a_figure_worse_only_when_the_ranges_do_not_overlap(ours, reference, expected):
     def spread(values):
         return dict(zip(("min", "median", "max"), map(float, values), strict=True))
 
