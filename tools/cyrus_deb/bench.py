@@ -76,7 +76,11 @@ class Figure:
 
     @property
     def key(self) -> str:
-        return f"{self.name} ({self.unit})"
+        return _label(self.name, self.unit)
+
+
+def _label(name: str, unit: str) -> str:
+    return f"{name} ({unit})"
 
 
 @dataclass(frozen=True)
@@ -373,7 +377,7 @@ def verdict(figure: dict) -> str:
 
 def render(results: dict) -> str:
     ours, reference = results["sides"]
-    labels = [f"{figure['name']} ({figure['unit']})" for figure in results["figures"]]
+    labels = [_label(figure["name"], figure["unit"]) for figure in results["figures"]]
     width = max(len("figure"), *map(len, labels))
     lines = [
         f"{'figure':<{width}} {ours['name'] + ' ' + ours['version']:>30}"
@@ -430,7 +434,7 @@ def plot(results: dict, path: Path) -> None:
         median = figure["ratio"]
         if not figure["higher_is_better"]:
             worst, best, median = 1 / best, 1 / worst, 1 / median
-        labels.append(f"{figure['name']} ({figure['unit']})")
+        labels.append(_label(figure["name"], figure["unit"]))
         medians.append(median)
         lows.append(median - worst)
         highs.append(best - median)
