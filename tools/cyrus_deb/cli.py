@@ -51,17 +51,30 @@ def _check_reproducible(args: argparse.Namespace) -> int:
     return 1 if differences else 0
 
 
-def _test(args: argparse.Namespace) -> int:
+def tox_command(args: argparse.Namespace) -> list[str]:
+    """The tox run that `cyrus-deb test` makes; what follows `--` goes to pytest."""
     command = ["tox", "run", "-e", args.envs]
-    if args.pytest_args:
-        command += ["--", *args.pytest_args]
+    # argparse's REMAINDER keeps the `--` that separates our options from pytest's.
+    pytest_args = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
+    if pytest_args:
+        command += ["--", *pytest_args]
+    return command
+
+
+def _test(args: argparse.Namespace) -> int:
+    command = tox_command(args)
     say(" ".join(command))
     return subprocess.run(command, cwd=REPO_ROOT, check=False, env=os.environ.copy()).returncode
 
 
-def _cassandane(args: argparse.Namespace) -> int:
+def cassandane_as_test(args: argparse.Namespace) -> argparse.Namespace:
+    """`cyrus-deb cassandane SUITE...` is the dep8 environment's Cassandane test, narrowed."""
     selection = [f"--cassandane-suites={suite}" for suite in args.suites]
-    return _test(argparse.Namespace(envs="dep8", pytest_args=["-k", "cassandane", *selection]))
+    return argparse.Namespace(envs="dep8", pytest_args=["-k", "cassandane", *selection])
+
+
+def _cassandane(args: argparse.Namespace) -> int:
+    return _test(cassandane_as_test(args))
 
 
 def _bench(args: argparse.Namespace) -> int:

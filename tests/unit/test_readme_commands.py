@@ -1,0 +1,64 @@
+"""Every `./cyrus-deb` command README.md shows parses, and each test selection it shows
+reaches pytest as written and selects at least one test."""
+
+import configparser
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from cyrus_deb.cli import cassandane_as_test, parser, tox_command
+from cyrus_deb.paths import REPO_ROOT
+
+
+def readme_commands() -> list[list[str]]:
+    commands = []
+    for line in (REPO_ROOT / "README.md").read_text().splitlines():
+        if line.startswith("./cyrus-deb "):
+            commands.append(shlex.split(line, comments=True)[1:])
+    return commands
+
+
+def pytest_command_of(env: str, posargs: list[str]) -> list[str]:
+    """The pytest line tox.ini runs for `env`, with {posargs} filled in."""
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(REPO_ROOT / "tox.ini")
+    words = shlex.split(tox[f"testenv:{env}"]["commands"].replace("{posargs}", "POSARGS"))
+    assert words[0] == "pytest", f"tox env {env} does not run pytest: {words}"
+    at = words.index("POSARGS")
+    return [sys.executable, "-m", *words[:at], *posargs, *words[at + 1 :]]
+
+
+def test_readme_shows_the_build_and_test_commands():
+    assert readme_commands()[:2] == [["build"], ["test"]]
+
+
+@pytest.mark.parametrize("words", readme_commands(), ids=" ".join)
+def test_readme_command_parses(words):
+    parser().parse_args(words)  # argparse exits on anything it does not accept
+
+
+SELECTIONS = [
+    words for words in readme_commands() if words[:1] in (["test"], ["cassandane"]) and words[1:]
+]
+
+
+@pytest.mark.parametrize("words", SELECTIONS, ids=" ".join)
+def test_readme_test_selection_reaches_pytest_and_selects_tests(words):
+    args = parser().parse_args(words)
+    if words[0] == "cassandane":
+        args = cassandane_as_test(args)
+    command = tox_command(args)
+    posargs = command[command.index("--") + 1 :] if "--" in command else []
+    assert "--" not in posargs, command
+    for env in args.envs.split(","):
+        collected = subprocess.run(
+            [*pytest_command_of(env, posargs), "--collect-only", "-q"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert collected.returncode == 0, collected.stdout + collected.stderr
+        assert " selected" in collected.stdout or " collected" in collected.stdout, collected
