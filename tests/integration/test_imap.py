@@ -56,6 +56,48 @@ def test_select_fetch_store_copy_search_and_expunge_work_on_delivered_mail(serve
     imap.logout()
 
 
+def delprune_now(machine) -> str:
+    """The daily delprune event as master would run it, with its ages set to 0."""
+    event = re.search(r'delprune\s+cmd="([^"]+)"', machine.read_file("/run/cyrus/cyrus.conf"))
+    assert event, "no delprune event in /run/cyrus/cyrus.conf"
+    assert re.search(r"-X \d+", event[1]) and re.search(r"-D \d+", event[1]), event[1]
+    return re.sub(r"-([XD]) \d+", r"-\1 0", event[1])
+
+
+def test_expunged_message_and_deleted_folder_stay_until_delprune_removes_them_from_disk(
+    server, behaviour
+):
+    machine, password = server.machine, server.users.passwords["bob"]
+    subject = "expunged, then pruned"
+    assert lmtp_deliver(machine, ["bob"], make_message(subject))["data"]["bob"][:3] == "250"
+    inbox = machine.check("cyrus mbpath user/bob").strip()
+    imap = imap_login(machine, "bob", password)
+    assert imap.create("Doomed")[0] == "OK"
+    doomed = machine.check("cyrus mbpath user/bob/Doomed").strip()
+    imap.select("INBOX")
+    (uid,) = uids_matching(imap, "SUBJECT", f'"{subject}"')
+    message_file = f"{inbox}/{uid.decode()}."
+    assert imap.uid("STORE", uid, "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert imap.expunge()[0] == "OK"
+    assert imap.delete("Doomed")[0] == "OK"
+    imap.logout()
+
+    # Kept for an administrator to bring back (README.Debian, "Deleted mail").
+    assert machine.exec(f"test -f {message_file}").ok
+    assert f"UID: {uid.decode()}" in machine.check("cyrus unexpunge -l user/bob")
+    assert machine.exec(f"test -d {doomed}").ok
+    assert "Doomed" in machine.check("cyrus ctl_mboxlist -d")
+
+    machine.check(f"sleep 1 && cyrus {delprune_now(machine)}")
+    left = [path for path in (message_file, doomed) if machine.exec(f"test -e {path}").ok]
+    behaviour(
+        "expunged message and deleted folder after delprune with ages 0",
+        " ".join(left) or "gone from disk",
+    )
+    assert not left
+    assert "Doomed" not in machine.check("cyrus ctl_mboxlist -d")
+
+
 # (altnamespace, unixhierarchysep) -> (personal prefix, name an administrator sees)
 NAMESPACE_VARIANTS = {
     ("yes", "yes"): ("", "user/alice/Projects"),

@@ -17,6 +17,7 @@ def host_of(machine):
 def test_installing_cyrus_imapd_alone_gives_a_running_imap_server(fresh_machine):
     fresh_machine.install(["cyrus-imapd"])
     fresh_machine.wait_for_tcp(143)
+    fresh_machine.wait_for_tcp(993)
     assert host_of(fresh_machine).service("cyrus-imapd").is_running
     greeting = imap_connect(fresh_machine, starttls=False).welcome.decode()
     assert greeting.startswith("* OK")
@@ -166,3 +167,32 @@ def test_lmtp_delivers_to_several_recipients_and_refuses_an_unknown_one(server):
     assert replies["data"]["alice"].startswith("250"), replies
     assert replies["data"]["bob"].startswith("250"), replies
     assert "nobody" not in replies["data"]
+
+
+IMCLIENT_PROGRAM = r"""
+#include <stdio.h>
+#include <imclient.h>
+
+int main(void)
+{
+    struct imclient *client;
+    /* ManageSieve, which cyrus-common's master offers on loopback */
+    if (imclient_connect(&client, "127.0.0.1", "4190", NULL) != 0) return 1;
+    imclient_close(client);
+    puts("connected");
+    return 0;
+}
+"""
+
+
+def test_a_program_builds_against_imclient_h_with_what_cyrus_dev_depends_on(fresh_machine):
+    """cyrus-dev's headers include SASL's and OpenSSL's: its Depends must bring them."""
+    machine = fresh_machine
+    machine.install(["cyrus-dev", "gcc", "libc6-dev", "pkgconf"])
+    machine.wait_for_tcp(4190)
+    machine.write_file(f"{TEST_FILES}/imclient-check.c", IMCLIENT_PROGRAM)
+    built = machine.check(
+        f"cd {TEST_FILES} && gcc -Wall -Werror -o imclient-check imclient-check.c"
+        " $(pkg-config --cflags --libs libcyrus) 2>&1 && ./imclient-check"
+    )
+    assert built.strip().endswith("connected"), built

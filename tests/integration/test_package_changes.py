@@ -1,5 +1,7 @@
 """What installing, removing, purging and misconfiguring does to a running server."""
 
+import shlex
+
 import pytest
 
 from cyrus_deb.clients import imap_login, lmtp_deliver, make_message, provision_users
@@ -9,22 +11,36 @@ from cyrus_deb.server_config import master_pid
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_installing_pop3d_turns_pop3_on_and_removing_it_turns_it_off_without_a_restart(
+# Each package with a service, and the ports its fragment opens.
+SERVICE_PACKAGES = {
+    "cyrus-pop3d": (110, 995),
+    "cyrus-nntpd": (119, 563),
+    "cyrus-caldav": (8008, 8443),
+}
+
+
+def test_installing_each_service_package_opens_its_ports_and_removing_it_closes_them_keeping_master(
     fresh_machine,
 ):
+    """A package change reloads master, which runs as cyrus by then: on a host (ports below
+    1024 privileged) only the capability it keeps lets it bind the new ports."""
     machine = fresh_machine
     machine.install(["cyrus-imapd"])
     machine.wait_for_tcp(143)
+    machine.wait_for_tcp(993)
     pid = master_pid(machine)
-    assert not machine.listens(110)
+    for package, ports in SERVICE_PACKAGES.items():
+        assert not any(machine.listens(port) for port in ports), package
+        machine.install([package])
+        for port in ports:
+            machine.wait_for_tcp(port)
+    assert "unable to bind" not in machine.cyrus_log()
 
-    machine.install(["cyrus-pop3d"])
-    machine.wait_for_tcp(110)
-    machine.wait_for_tcp(995)
-
-    machine.check("DEBIAN_FRONTEND=noninteractive apt-get remove -y cyrus-pop3d")
-    machine.wait_for_tcp_closed(110)
-    assert machine.listens(143)
+    for package, ports in SERVICE_PACKAGES.items():
+        machine.check(f"DEBIAN_FRONTEND=noninteractive apt-get remove -y {package}")
+        for port in ports:
+            machine.wait_for_tcp_closed(port)
+    assert machine.listens(143) and machine.listens(993)
     assert master_pid(machine) == pid
     assert "pop3d is not installed" in machine.read_file("/run/cyrus/cyrus.conf")
 
@@ -91,6 +107,10 @@ def test_mail_and_configuration_survive_remove_and_reinstall(fresh_machine):
 
     machine.check("DEBIAN_FRONTEND=noninteractive apt-get remove -y cyrus-imapd cyrus-common")
     assert "# local change" in machine.read_file("/etc/imapd.conf")
+    # The daily job's cron line stays until the purge (Policy 9.5): it must do nothing.
+    cron_line = machine.read_file("/etc/cron.d/cyrus-common").splitlines()[-1]
+    command = cron_line.split("\t")[-1]
+    assert machine.check(f"cd / && env -i PATH=/usr/bin:/bin sh -c {shlex.quote(command)}") == ""
     machine.install(["cyrus-imapd"])
     machine.wait_for_tcp(143)
 

@@ -1,5 +1,7 @@
 """The service's life on both init systems: stop, start, restart, reload, and who runs it."""
 
+import re
+
 import pytest
 
 from cyrus_deb.clients import imap_login, lmtp_deliver, make_message
@@ -7,6 +9,7 @@ from cyrus_deb.server_config import LOCAL_FRAGMENT, master_pid, restart
 
 pytestmark = pytest.mark.integration
 
+CAP_NET_BIND_SERVICE = 1 << 10
 EVERY_LISTENER = "ss -Hltnx | grep -qE ':143 |:993 |:110 |:995 |:24 |:4190 |/run/cyrus/socket/lmtp'"
 
 
@@ -24,6 +27,48 @@ def test_master_and_every_child_run_as_cyrus(server, behaviour):
     assert users == ["cyrus"], pairs
 
 
+def capabilities(machine, pid: str) -> dict[str, int]:
+    """The capability sets of a process, from /proc/PID/status."""
+    status = machine.read_file(f"/proc/{pid}/status")
+    return {key: int(value, 16) for key, value in re.findall(r"^(Cap\w+):\s+(\w+)$", status, re.M)}
+
+
+def test_an_unprivileged_process_cannot_bind_a_port_below_1024_as_on_a_host(server):
+    """The machine's own negative control: Docker lets anyone bind low ports; a host does
+    not, and a master that lost its privilege must fail here as it would there."""
+    bind = "python3 -c 'import socket; socket.socket().bind((\"127.0.0.1\", 999))' 2>&1"
+    refused = server.machine.exec(f"setpriv --reuid=nobody --regid=nogroup --clear-groups {bind}")
+    assert not refused.ok and "Permission denied" in refused.output, refused.output
+
+
+def test_master_keeps_only_the_right_to_bind_and_its_children_hold_no_capability(server, behaviour):
+    machine = server.machine
+    machine.wait_for_tcp(143)
+    master = master_pid(machine)
+    held = capabilities(machine, master)
+    behaviour(
+        "master's capabilities (permitted, effective)",
+        f"{held['CapPrm']:#x} {held['CapEff']:#x}",
+    )
+    assert held["CapPrm"] == CAP_NET_BIND_SERVICE and held["CapEff"] == 0, held
+    assert held["CapInh"] == held["CapAmb"] == 0, held
+    children = machine.check(f"ps -o pid= --ppid {master}").split()
+    assert len(children) >= 3, children  # idled, the prefork imapd, ...
+    for child in children:
+        sets = capabilities(machine, child)
+        assert sets["CapPrm"] == sets["CapEff"] == sets["CapInh"] == sets["CapAmb"] == 0, sets
+
+
+def test_cyrus_logs_under_the_names_debian_packages_used(server, behaviour):
+    machine = server.machine
+    delivered = lmtp_deliver(machine, ["bob"], make_message("logged as cyrus/lmtp"))
+    assert delivered["data"]["bob"].startswith("250"), delivered
+    log = machine.cyrus_log()
+    tags = sorted(set(re.findall(r" (cyrus/(?:master|imap|lmtp|ctl_cyrusdb))\[\d+\]:", log)))
+    behaviour("syslog tags of master, imapd, lmtpd and recovery", " ".join(tags))
+    assert tags == ["cyrus/ctl_cyrusdb", "cyrus/imap", "cyrus/lmtp", "cyrus/master"], log[-3000:]
+
+
 def test_stop_closes_every_port_and_socket_and_start_brings_them_back(server, behaviour):
     machine = server.machine
     assert machine.service("stop").ok
@@ -32,6 +77,10 @@ def test_stop_closes_every_port_and_socket_and_start_brings_them_back(server, be
         stopped = machine.service("status")
         behaviour("status exit code when stopped", str(stopped.exit_code))
         assert stopped.exit_code == 3, stopped.output  # LSB: "program is not running"
+        reload = machine.service("reload")
+        behaviour("reload while stopped: exit code", str(reload.exit_code))
+        assert not reload.ok, reload.output
+        assert not machine.exec(EVERY_LISTENER).ok
     finally:
         assert machine.service("start").ok
     for port in (143, 993, 110, 995, 24, 4190):

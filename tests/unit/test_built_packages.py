@@ -45,6 +45,7 @@ OWNERS = {
     "etc/pam.d/mupdate": "cyrus-murder",
     "etc/pam.d/nntp": "cyrus-nntpd",
     "etc/pam.d/http": "cyrus-caldav",
+    "etc/pam.d/csync": "cyrus-replication",
     "usr/share/doc/cyrus-common/README.Debian.gz": "cyrus-common",
     "usr/share/doc/cyrus-common/NEWS.Debian.gz": "cyrus-common",
     "usr/include/cyrus/imclient.h": "cyrus-dev",
@@ -142,3 +143,39 @@ def test_every_elf_file_we_ship_passes_hardening_check(packages_dir):
             failures.append(f"{current}: {check}: {verdict}")
     assert checked > 50, report[:2000]  # cyrus-common alone ships more programs
     assert not failures, "\n".join(failures)
+
+
+def control_of(packages_dir: Path, package: str):
+    return DebFile(str(next(packages_dir.glob(f"{package}_*.deb")))).debcontrol()
+
+
+# package -> (field, what it must name), each for a reason given in debian/control
+RELATIONS = [
+    ("cyrus-imapd", "Provides", "imap-server"),
+    ("cyrus-pop3d", "Provides", "pop3-server"),
+    ("cyrus-murder", "Depends", "cyrus-imapd"),
+    ("cyrus-murder", "Recommends", "cyrus-pop3d"),
+    ("cyrus-dev", "Depends", "libsasl2-dev"),
+    ("cyrus-dev", "Depends", "libssl-dev"),
+    ("cyrus-common", "Depends", "mawk | awk"),
+    ("cyrus-common", "Depends", "procps"),
+    ("cyrus-common", "Depends", "libcap2"),
+    ("cyrus-common", "Recommends", "default-mta | mail-transport-agent"),
+]
+
+
+@pytest.mark.parametrize(("package", "field", "names"), RELATIONS, ids="-".join)
+def test_package_relation_is_declared(packages_dir, package, field, names):
+    declared = [r.strip() for r in control_of(packages_dir, package).get(field, "").split(",")]
+    assert any(r == names or r.startswith(f"{names} ") for r in declared), declared
+
+
+def test_postinst_migrates_an_edited_cyrus_conf_before_it_starts_the_service(packages_dir):
+    """Else master briefly runs the new default services, opening ports the old file kept
+    closed, until the migration's restart."""
+    deb = DebFile(str(next(packages_dir.glob("cyrus-common_*.deb"))))
+    postinst = deb.control.get_content("postinst", encoding="utf-8")
+    migrated = postinst.index("/usr/lib/cyrus/cyrus-migrate-conf")
+    systemd_start = "deb-systemd-invoke $_dh_action 'cyrus-imapd.service'"
+    for start in (systemd_start, "invoke-rc.d --skip-systemd-native cyrus-imapd $_dh_action"):
+        assert migrated < postinst.index(start), start

@@ -84,3 +84,40 @@ def test_upgrade_keeps_an_unedited_debian_imapd_conf_and_the_namespace_it_sets(
         " ".join(fingerprint(machine, passwords)["alice"]["mailboxes"]),
     )
     assert_store_unchanged(before, fingerprint(machine, passwords))
+
+
+# Each of our fragments' services, where it listens, once its package is installed.
+EVERY_PORT = (143, 993, 110, 995, 119, 563, 8008, 8443, 24, 4190)
+SERVICE_PACKAGES = ["cyrus-imapd", "cyrus-pop3d", "cyrus-nntpd", "cyrus-caldav"]
+
+
+def test_upgrade_from_debian_13_with_every_service_package_and_its_cyrus_conf_opens_every_port(
+    fresh_machine, behaviour, assert_store_unchanged
+):
+    """Debian 13's cyrus.conf as shipped runs imap, pop3, nntp and http. Unedited, it gives way
+    to our fragments; the service packages are configured after cyrus-common, and each one's
+    trigger reloads a master that runs as cyrus by then: on a host, ports below 1024 open only
+    through the capability master keeps."""
+    machine = fresh_machine
+    machine.install([*SERVICE_PACKAGES, "cyrus-admin", "sasl2-bin", "ssl-cert"], source="archive")
+    assert machine.check("dpkg-query -W -f='${Version}' cyrus-common").startswith("3.10.")
+    users = provision_users(machine, ("alice",))
+    for port in (143, 110, 119, 8008):
+        machine.wait_for_tcp(port)
+    delivered = lmtp_deliver(machine, ["alice"], make_message("before every service moved"))
+    assert delivered["data"]["alice"].startswith("250"), delivered
+    before = fingerprint(machine, users.passwords)
+    logged_before = len(machine.cyrus_log().splitlines())
+
+    machine.install([*SERVICE_PACKAGES, "cyrus-common", "cyrus-admin"])
+    assert machine.check("dpkg-query -W -f='${Version}' cyrus-common") == OUR_VERSION
+
+    for port in EVERY_PORT:
+        machine.wait_for_tcp(port)
+    machine.wait_for_unix_socket("/run/cyrus/socket/lmtp")
+    assert not machine.exec(f"test -e {MIGRATED_FRAGMENT}").ok
+    logged = machine.cyrus_log().splitlines()[logged_before:]
+    refused = [line for line in logged if "unable to bind" in line]
+    behaviour("bind failures after the upgrade with every service package", str(len(refused)))
+    assert not refused, "\n".join(refused)
+    assert_store_unchanged(before, fingerprint(machine, users.passwords))
