@@ -102,6 +102,11 @@ def test_cyrus_wrapper_lists_utilities_and_runs_them_as_cyrus(server):
     assert "user/alice" in mailboxes or "user.alice" in mailboxes
     unknown = machine.exec("cyrus no-such-tool")
     assert unknown.exit_code == 2 and "cyrus --help" in unknown.output
+    # The short names of Debian's own wrapper (NEWS.Debian).
+    assert machine.check("cyrus mboxlist -d") == mailboxes
+    assert "Expire messages" in machine.exec("cyrus expire -h").output
+    machine.check("cyrus check")
+    machine.check("cyrus makedirs -q")
 
 
 def run_cron_line(machine) -> None:

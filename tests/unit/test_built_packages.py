@@ -157,7 +157,6 @@ RELATIONS = [
     ("cyrus-murder", "Recommends", "cyrus-pop3d"),
     ("cyrus-dev", "Depends", "libsasl2-dev"),
     ("cyrus-dev", "Depends", "libssl-dev"),
-    ("cyrus-common", "Depends", "mawk | awk"),
     ("cyrus-common", "Depends", "procps"),
     ("cyrus-common", "Depends", "libcap2"),
     ("cyrus-common", "Recommends", "default-mta | mail-transport-agent"),
