@@ -86,7 +86,8 @@ def test_expunged_message_and_deleted_folder_stay_until_delprune_removes_them_fr
     assert machine.exec(f"test -f {message_file}").ok
     assert f"UID: {uid.decode()}" in machine.check("cyrus unexpunge -l user/bob")
     assert machine.exec(f"test -d {doomed}").ok
-    assert "Doomed" in machine.check("cyrus ctl_mboxlist -d")
+    # Renamed, not removed (a record of the old name stays for good: a tombstone).
+    assert "DELETED.user.bob.Doomed." in machine.check("cyrus ctl_mboxlist -d")
 
     machine.check(f"sleep 1 && cyrus {delprune_now(machine)}")
     left = [path for path in (message_file, doomed) if machine.exec(f"test -e {path}").ok]
@@ -95,7 +96,7 @@ def test_expunged_message_and_deleted_folder_stay_until_delprune_removes_them_fr
         " ".join(left) or "gone from disk",
     )
     assert not left
-    assert "Doomed" not in machine.check("cyrus ctl_mboxlist -d")
+    assert "DELETED.user.bob.Doomed." not in machine.check("cyrus ctl_mboxlist -d")
 
 
 # (altnamespace, unixhierarchysep) -> (personal prefix, name an administrator sees)

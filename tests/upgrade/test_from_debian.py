@@ -99,7 +99,10 @@ def test_upgrade_from_debian_13_with_every_service_package_and_its_cyrus_conf_op
     trigger reloads a master that runs as cyrus by then: on a host, ports below 1024 open only
     through the capability master keeps."""
     machine = fresh_machine
-    machine.install([*SERVICE_PACKAGES, "cyrus-admin", "sasl2-bin", "ssl-cert"], source="archive")
+    machine.install(
+        [*SERVICE_PACKAGES, "cyrus-admin", "sasl2-bin", "ssl-cert", *CLIENT_PACKAGES],
+        source="archive",
+    )
     assert machine.check("dpkg-query -W -f='${Version}' cyrus-common").startswith("3.10.")
     users = provision_users(machine, ("alice",))
     for port in (143, 110, 119, 8008):
