@@ -3,7 +3,8 @@ store, restore, and the store is as it was; a restore over a store keeps that on
 
 import pytest
 
-from cyrus_deb.server_config import master_pid
+from cyrus_deb.clients import lmtp_deliver, make_message
+from cyrus_deb.server_config import master_pid, reconfigured
 
 from ..fingerprint import differences, fingerprint, message_count
 from ..upgrade.store import CLIENT_PACKAGES
@@ -55,3 +56,22 @@ def test_restoring_from_something_that_is_not_an_archive_changes_nothing(crashab
     assert "is not a tar archive; nothing was changed" in refused.output, refused.output
     assert master_pid(machine) == pid
     assert machine.exec("ls -d /var/lib/cyrus.pre-restore-* 2>/dev/null").output == ""
+
+
+def test_the_backup_holds_search_partitions_and_databases_moved_out_of_configdirectory(
+    crashable_server,
+):
+    machine = crashable_server.machine
+    moved = {
+        "searchpartition-default": "/var/spool/cyrus/search",
+        "duplicate_db_path": "/var/lib/cyrus-moved/deliver.db",
+    }
+    directories = "/var/spool/cyrus/search /var/lib/cyrus-moved"
+    machine.check(f"install -d -o cyrus -g mail -m 0750 {directories}")
+    with reconfigured(machine, options=moved):
+        lmtp_deliver(machine, ["alice"], make_message("recorded in the moved duplicate db"))
+        held = machine.check(f"cyrus-backup create {ARCHIVE}")
+    members = machine.check(f"tar --list --absolute-names --file {ARCHIVE}").splitlines()
+    for path in moved.values():
+        assert path in held, held
+        assert path in members or f"{path}/" in members, path

@@ -70,8 +70,8 @@ def test_broken_imapd_conf_fails_the_start_with_cyrus_own_words_and_loses_nothin
     assert not machine.listens(143)
     machine.check("test -d /var/lib/cyrus && test -d /var/spool/cyrus/mail")
 
-    machine.write_file("/etc/imapd.conf", original, mode=0o640)
-    assert machine.service("start").ok
+    machine.rewrite_file("/etc/imapd.conf", original)
+    assert machine.start_again().ok
     machine.wait_for_tcp(143)
 
 

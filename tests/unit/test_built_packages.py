@@ -178,3 +178,20 @@ def test_postinst_migrates_an_edited_cyrus_conf_before_it_starts_the_service(pac
     systemd_start = "deb-systemd-invoke $_dh_action 'cyrus-imapd.service'"
     for start in (systemd_start, "invoke-rc.d --skip-systemd-native cyrus-imapd $_dh_action"):
         assert migrated < postinst.index(start), start
+
+
+# Programs in /usr/lib/cyrus/bin without a cyrus-PROGRAM.8 page, as README.Debian says.
+PAGES_ELSEWHERE = {"dav_reconstruct": "usr/share/man/man1/dav_reconstruct.1.gz"}
+WITHOUT_PAGE = {"cyr_pwd", "cyr_cd.sh"}
+
+
+def test_every_program_has_the_manual_page_readme_debian_names(contents):
+    shipped = {path for paths in contents.values() for path in paths}
+    programs = {p.rsplit("/", 1)[1] for p in shipped if p.startswith(f"{CYRUS_BIN}/")}
+    missing = [
+        program
+        for program in sorted(programs - WITHOUT_PAGE)
+        if PAGES_ELSEWHERE.get(program, f"usr/share/man/man8/cyrus-{program}.8.gz") not in shipped
+    ]
+    assert not missing, missing
+    assert programs >= WITHOUT_PAGE

@@ -20,6 +20,9 @@ from .upstream import SOURCE_PACKAGE, fetch_orig, upstream_version
 BUILD_DISTRIBUTION = "trixie"
 PARALLEL_JOBS = 2
 BUILD_ROOT = "/build"
+# What the local repository's Release file names as its Origin and Label: what an apt
+# preference pins (README.Debian, "Our packages and Debian's").
+REPOSITORY_ORIGIN = "cyrus-deb"
 RESULT_PATTERNS = ("*.deb", "*.changes", "*.buildinfo", "*.dsc", "*.debian.tar.xz", "*.orig.tar.xz")
 
 BUILDER_BODY = f"""\
@@ -106,7 +109,8 @@ def build_packages(output_dir: Path = PACKAGES_DIR, *, check: bool = True) -> Bu
                 cd /out
                 apt-ftparchive packages . > Packages
                 gzip -9nk Packages
-                apt-ftparchive release . > Release
+                apt-ftparchive -o APT::FTPArchive::Release::Origin={REPOSITORY_ORIGIN} \
+                    -o APT::FTPArchive::Release::Label={REPOSITORY_ORIGIN} release . > Release
             """,
                 log,
             )
