@@ -1,13 +1,22 @@
-"""Mail coming in: LMTP over TCP, quotas, autocreate, sieve filing, and Postfix in front."""
+"""Mail coming in: LMTP over TCP, quotas, autocreate, sieve filing, and Postfix or Exim in
+front."""
 
 import re
 import shlex
+import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from cyrus_deb.clients import TEST_FILES, imap_login, lmtp_deliver, make_message, sieve_connect
+from cyrus_deb.clients import (
+    TEST_FILES,
+    imap_login,
+    lmtp_deliver,
+    make_message,
+    provision_users,
+    sieve_connect,
+)
 from cyrus_deb.server_config import reconfigured
 
 pytestmark = pytest.mark.integration
@@ -192,3 +201,43 @@ def test_postfix_delivers_through_the_lmtp_socket_set_up_as_readme_debian_says(s
         time.sleep(0.5)
     imap.logout()
     behaviour("Postfix delivers through /run/cyrus/socket/lmtp", "yes")
+
+
+def readme_block(after: str) -> str:
+    """The indented block that follows a line of README.Debian, as the file it shows."""
+    block = README_DEBIAN.read_text().split(after, 1)[1].split("\n\n", 2)[1]
+    return textwrap.dedent(block) + "\n"
+
+
+EXIM_FILES = (
+    "/etc/exim4/conf.d/router/450_local_cyrus_lmtp",
+    "/etc/exim4/conf.d/transport/30_local_cyrus_lmtp",
+)
+
+
+@pytest.mark.slow
+def test_exim_delivers_through_the_lmtp_socket_set_up_as_readme_debian_says(
+    fresh_machine, behaviour
+):
+    machine = fresh_machine
+    machine.install(["cyrus-imapd", "sasl2-bin", "ssl-cert", "exim4-daemon-light"])
+    users = provision_users(machine, ("bob",))
+    for command in readme_commands("For Exim (exim4, Debian's default MTA)"):
+        machine.check(f"{command} 2>&1")
+    for path in EXIM_FILES:
+        machine.write_file(path, readme_block(f"{path}:"))
+    for command in readme_commands("then build the configuration and restart Exim:"):
+        machine.check(f"{command} 2>&1")
+    message = make_message("through exim")
+    machine.write_file(f"{TEST_FILES}/exim.eml", message)
+    machine.check(f"/usr/sbin/sendmail -f sender@example.test bob < {TEST_FILES}/exim.eml")
+
+    imap = imap_login(machine, "bob", users.passwords["bob"])
+    deadline = time.monotonic() + 30
+    while "through exim" not in subjects_in(imap, "INBOX"):
+        if time.monotonic() > deadline:
+            queue = machine.exec("exim4 -bp; tail -n 20 /var/log/exim4/mainlog").output
+            pytest.fail(f"Exim did not deliver within 30 s:\n{queue}")
+        time.sleep(0.5)
+    imap.logout()
+    behaviour("Exim delivers through /run/cyrus/socket/lmtp", "yes")
