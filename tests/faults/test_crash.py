@@ -74,7 +74,8 @@ def test_kill_9_of_master_during_delivery_loses_no_acknowledged_message(
     # An administrator's long-running Cyrus tool, left behind by a shell that exited: its
     # parent is init too, but it is none of master's children and must survive the start.
     tool = machine.check(
-        "setsid cyrus cyr_withlock_run -u carol sleep 600 < /dev/null > /dev/null 2>&1 & echo $!"
+        "setsid cyrus cyr_withlock_run -u carol /bin/sleep 600"
+        " < /dev/null > /dev/null 2>&1 & echo $!"
     ).strip()
     assert machine.check(f"ps -o comm= -p {tool}").strip().startswith("cyr_withlock_ru")
 
