@@ -188,19 +188,28 @@ def test_postfix_delivers_through_the_lmtp_socket_set_up_as_readme_debian_says(s
     for command in readme_commands("For Postfix"):
         machine.check(f"{command} 2>&1")
     machine.check("postfix status 2>&1 || postfix start 2>&1")
-    message = make_message("through postfix")
-    machine.write_file(f"{TEST_FILES}/postfix.eml", message)
-    machine.check(f"/usr/sbin/sendmail -f sender@example.test bob < {TEST_FILES}/postfix.eml")
+    send_through_the_mta_until_it_reaches_bob(
+        machine, password, "postfix", "postqueue -p; tail -n 20 /var/log/mail.log"
+    )
+    behaviour("Postfix delivers through /run/cyrus/socket/lmtp", "yes")
 
+
+def send_through_the_mta_until_it_reaches_bob(
+    machine, password: str, mta: str, what_went_wrong: str
+) -> None:
+    """Hand a message to the MTA's sendmail and wait until bob's INBOX shows it; on a
+    timeout, fail with what `what_went_wrong` prints (the MTA's queue and log)."""
+    subject = f"through {mta}"
+    machine.write_file(f"{TEST_FILES}/{mta}.eml", make_message(subject))
+    machine.check(f"/usr/sbin/sendmail -f sender@example.test bob < {TEST_FILES}/{mta}.eml")
     imap = imap_login(machine, "bob", password)
     deadline = time.monotonic() + 30
-    while "through postfix" not in subjects_in(imap, "INBOX"):
+    while subject not in subjects_in(imap, "INBOX"):
         if time.monotonic() > deadline:
-            queue = machine.exec("postqueue -p; tail -n 20 /var/log/mail.log").output
-            pytest.fail(f"Postfix did not deliver within 30 s:\n{queue}")
+            report = machine.exec(what_went_wrong).output
+            pytest.fail(f"{mta} did not deliver within 30 s:\n{report}")
         time.sleep(0.5)
     imap.logout()
-    behaviour("Postfix delivers through /run/cyrus/socket/lmtp", "yes")
 
 
 def readme_block(after: str) -> str:
@@ -228,16 +237,7 @@ def test_exim_delivers_through_the_lmtp_socket_set_up_as_readme_debian_says(
         machine.write_file(path, readme_block(f"{path}:"))
     for command in readme_commands("then build the configuration and restart Exim:"):
         machine.check(f"{command} 2>&1")
-    message = make_message("through exim")
-    machine.write_file(f"{TEST_FILES}/exim.eml", message)
-    machine.check(f"/usr/sbin/sendmail -f sender@example.test bob < {TEST_FILES}/exim.eml")
-
-    imap = imap_login(machine, "bob", users.passwords["bob"])
-    deadline = time.monotonic() + 30
-    while "through exim" not in subjects_in(imap, "INBOX"):
-        if time.monotonic() > deadline:
-            queue = machine.exec("exim4 -bp; tail -n 20 /var/log/exim4/mainlog").output
-            pytest.fail(f"Exim did not deliver within 30 s:\n{queue}")
-        time.sleep(0.5)
-    imap.logout()
+    send_through_the_mta_until_it_reaches_bob(
+        machine, users.passwords["bob"], "exim", "exim4 -bp; tail -n 20 /var/log/exim4/mainlog"
+    )
     behaviour("Exim delivers through /run/cyrus/socket/lmtp", "yes")
