@@ -63,6 +63,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "target" in metafunc.fixturenames:
         inits = metafunc.config.getoption("--init") or INIT_SYSTEMS
+        only_on = metafunc.definition.get_closest_marker("only_on")
+        if only_on:
+            inits = [init for init in inits if init in only_on.args]
         targets = [Target(DISTRIBUTION, init) for init in inits]
         metafunc.parametrize("target", targets, ids=str, scope="module")
 

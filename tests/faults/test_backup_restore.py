@@ -25,6 +25,8 @@ def test_a_store_backed_up_destroyed_and_restored_is_the_same_store(crashable_se
 
     machine.check(f"cyrus-backup create {ARCHIVE}")
     assert master_pid(machine) != pid, "the backup was not taken with master stopped"
+    # All mail, /etc/sasldb2 and imapd.conf: root's alone.
+    assert machine.check(f"stat -c %U:%a {ARCHIVE}").strip() == "root:600"
     machine.wait_for_tcp(143)  # started again
     assert machine.service("stop").ok
     machine.check(f"rm -rf {' '.join(STORE)}")  # the disk is lost
@@ -56,6 +58,43 @@ def test_restoring_from_something_that_is_not_an_archive_changes_nothing(crashab
     assert "is not a tar archive; nothing was changed" in refused.output, refused.output
     assert master_pid(machine) == pid
     assert machine.exec("ls -d /var/lib/cyrus.pre-restore-* 2>/dev/null").output == ""
+
+
+# Archives that would make a restore, which runs as root, write outside the store. Each is
+# made by `tar` from /var/tmp/payload, renamed into place with --transform.
+HOSTILE_ARCHIVES = {
+    "a member outside the store": "tar -cPf {archive} /var/tmp/payload"
+    " --transform 's|^/var/tmp/payload|/etc/cron.d/payload|'",
+    "a .. in a member's name": "tar -cPf {archive} /var/tmp/payload"
+    " --transform 's|^/var/tmp/payload|/var/lib/cyrus/../../../etc/cron.d/payload|'",
+    "a symbolic link": "ln -sfn /etc /var/tmp/link && tar -cPf {archive} /var/tmp/link"
+    " --transform 's|^/var/tmp/link|/var/lib/cyrus/link|'",
+    "a hard link to a file outside the store": "ln -f /var/tmp/payload /var/tmp/payload2"
+    " && tar -cPf {archive} /var/tmp/payload /var/tmp/payload2"
+    " --transform 'flags=rSH;s|^/var/tmp/payload|/var/lib/cyrus/payload|'"
+    " --transform 'flags=RSh;s|^/var/tmp/payload$|/etc/shadow|'",
+}
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_ARCHIVES)
+def test_restore_refuses_an_archive_reaching_outside_the_store_before_touching_anything(
+    crashable_server, hostile, behaviour
+):
+    machine = crashable_server.machine
+    archive = "/var/tmp/hostile.tar"
+    machine.check("echo planted > /var/tmp/payload")
+    machine.check(HOSTILE_ARCHIVES[hostile].format(archive=archive))
+    pid = master_pid(machine)
+    refused = machine.exec(f"cyrus-backup restore {archive} 2>&1")
+    behaviour(
+        f"cyrus-backup restore of an archive with {hostile}",
+        "refused" if not refused.ok else "restored",
+    )
+    assert not refused.ok
+    assert "nothing was changed" in refused.output, refused.output
+    assert master_pid(machine) == pid, "the service was stopped"
+    assert machine.exec("ls -d /var/lib/cyrus.pre-restore-* 2>/dev/null").output == ""
+    assert not machine.exec("test -e /etc/cron.d/payload || test -e /var/lib/cyrus/link").ok
 
 
 def test_the_backup_holds_search_partitions_and_databases_moved_out_of_configdirectory(

@@ -8,6 +8,7 @@ import random
 import pytest
 
 from cyrus_deb.clients import lmtp_deliver_each
+from cyrus_deb.containers import RECOVERY_AFTER_MASTER_DIES
 from cyrus_deb.server_config import master_pid
 
 from ..corpus import varied_messages
@@ -83,20 +84,9 @@ def test_kill_9_of_master_during_delivery_loses_no_acknowledged_message(
         machine.check(f"kill -9 {killed}")
 
     acknowledged = deliver_until(machine, sent, crash_point(target), kill_master)
-    if machine.init == "systemd":
-        # Restart=on-abnormal: systemd starts master again by itself.
-        machine.wait_until(
-            f"pid=$(cat /run/cyrus/master.pid) && [ $pid != {killed} ] && kill -0 $pid",
-            30,
-            "systemd did not restart master",
-        )
-        recovery = "restarted by systemd"
-    else:
-        # sysvinit watches nothing: the administrator starts it (README.Debian).
-        started = machine.service("start")
-        assert started.ok, started.output
-        recovery = "service cyrus-imapd start"
-    behaviour("after kill -9 of master", recovery)
+    started = machine.start_after_master_dies(killed)
+    assert started.ok, started.output
+    behaviour("after kill -9 of master", RECOVERY_AFTER_MASTER_DIES[machine.init])
     machine.wait_for_tcp(143)
     tool_survived = machine.exec(f"kill -0 {tool}").ok
     behaviour(

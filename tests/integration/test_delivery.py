@@ -181,33 +181,64 @@ def readme_commands(after: str) -> list[str]:
     return [line.strip() for line in block.splitlines() if line.strip()]
 
 
-@pytest.mark.slow
-def test_postfix_delivers_through_the_lmtp_socket_set_up_as_readme_debian_says(server, behaviour):
-    machine, password = server.machine, server.users.passwords["bob"]
+def postfix_set_up_as_readme_debian_says(machine) -> None:
     machine.install(["postfix"])
     for command in readme_commands("For Postfix"):
         machine.check(f"{command} 2>&1")
     machine.check("postfix status 2>&1 || postfix start 2>&1")
-    send_through_the_mta_until_it_reaches_bob(
-        machine, password, "postfix", "postqueue -p; tail -n 20 /var/log/mail.log"
-    )
+
+
+POSTFIX_REPORT = "postqueue -p; tail -n 20 /var/log/mail.log"
+
+
+@pytest.mark.slow
+def test_postfix_delivers_through_the_lmtp_socket_set_up_as_readme_debian_says(server, behaviour):
+    machine, password = server.machine, server.users.passwords["bob"]
+    postfix_set_up_as_readme_debian_says(machine)
+    send_through_the_mta_until_it_reaches_bob(machine, password, "postfix", POSTFIX_REPORT)
     behaviour("Postfix delivers through /run/cyrus/socket/lmtp", "yes")
+
+
+@pytest.mark.slow
+def test_sieve_redirect_on_delivery_reaches_another_mailbox_through_postfix(server, behaviour):
+    """lmtpd hands a redirect to the MTA's sendmail, and Postfix's postdrop is setgid: the
+    service's sandbox must let it gain that group (README.Debian, Security)."""
+    machine, passwords = server.machine, server.users.passwords
+    postfix_set_up_as_readme_debian_says(machine)
+    machine.install(["sieve-connect"])
+    machine.write_file(f"{TEST_FILES}/redirect.sieve", 'redirect "bob@localhost";\n')
+    upload = f"--upload --localsieve {TEST_FILES}/redirect.sieve --remotesieve redirect"
+    sieve_connect(machine, "alice", passwords["alice"], upload)
+    sieve_connect(machine, "alice", passwords["alice"], "--activate --remotesieve redirect")
+    try:
+        subject = "redirected by sieve"
+        replies = lmtp_deliver(machine, ["alice"], make_message(subject))
+        assert replies["data"]["alice"].startswith("250"), replies
+        wait_until_bob_has(machine, passwords["bob"], subject, POSTFIX_REPORT)
+    finally:
+        sieve_connect(machine, "alice", passwords["alice"], "--deactivate")
+    behaviour("Sieve redirect at delivery, through Postfix", "reaches the other mailbox")
 
 
 def send_through_the_mta_until_it_reaches_bob(
     machine, password: str, mta: str, what_went_wrong: str
 ) -> None:
-    """Hand a message to the MTA's sendmail and wait until bob's INBOX shows it; on a
-    timeout, fail with what `what_went_wrong` prints (the MTA's queue and log)."""
+    """Hand a message to the MTA's sendmail and wait until bob's INBOX shows it."""
     subject = f"through {mta}"
     machine.write_file(f"{TEST_FILES}/{mta}.eml", make_message(subject))
     machine.check(f"/usr/sbin/sendmail -f sender@example.test bob < {TEST_FILES}/{mta}.eml")
+    wait_until_bob_has(machine, password, subject, what_went_wrong)
+
+
+def wait_until_bob_has(machine, password: str, subject: str, what_went_wrong: str) -> None:
+    """Wait until bob's INBOX shows the subject; on a timeout, fail with what
+    `what_went_wrong` prints (the MTA's queue and log)."""
     imap = imap_login(machine, "bob", password)
     deadline = time.monotonic() + 30
     while subject not in subjects_in(imap, "INBOX"):
         if time.monotonic() > deadline:
             report = machine.exec(what_went_wrong).output
-            pytest.fail(f"{mta} did not deliver within 30 s:\n{report}")
+            pytest.fail(f"{subject!r} did not reach bob within 30 s:\n{report}")
         time.sleep(0.5)
     imap.logout()
 

@@ -35,24 +35,24 @@ def test_cyrus_user_has_primary_group_mail_and_is_in_sasl_and_ssl_cert(server):
     assert cyrus.shell == "/usr/sbin/nologin"
 
 
-DIRECTORY_MODES = {
-    "/run/cyrus": 0o750,
-    "/run/cyrus/socket": 0o750,
-    "/run/cyrus/lock": 0o700,
-    "/run/cyrus/proc": 0o700,
-    "/var/lib/cyrus": 0o750,
-    "/var/lib/cyrus/user": 0o750,
-    "/var/spool/cyrus/mail": 0o750,
-    "/var/spool/sieve": 0o750,
+# /run/cyrus is root's: root writes the assembled cyrus.conf into it.
+DIRECTORY_OWNERS_AND_MODES = {
+    "/run/cyrus": ("root", "root", 0o755),
+    "/run/cyrus/socket": ("cyrus", "mail", 0o750),
+    "/run/cyrus/lock": ("cyrus", "mail", 0o700),
+    "/run/cyrus/proc": ("cyrus", "mail", 0o700),
+    "/var/lib/cyrus": ("cyrus", "mail", 0o750),
+    "/var/lib/cyrus/user": ("cyrus", "mail", 0o750),
+    "/var/spool/cyrus/mail": ("cyrus", "mail", 0o750),
+    "/var/spool/sieve": ("cyrus", "mail", 0o750),
 }
 
 
-@pytest.mark.parametrize("path", DIRECTORY_MODES)
+@pytest.mark.parametrize("path", DIRECTORY_OWNERS_AND_MODES)
 def test_directory_has_documented_owner_and_mode(server, path):
-    mode = DIRECTORY_MODES[path]
     directory = host_of(server.machine).file(path)
     assert directory.is_directory
-    assert (directory.user, directory.group, directory.mode) == ("cyrus", "mail", mode)
+    assert (directory.user, directory.group, directory.mode) == DIRECTORY_OWNERS_AND_MODES[path]
 
 
 def test_imapd_conf_is_readable_by_group_mail_only(server):

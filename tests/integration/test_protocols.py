@@ -1,7 +1,9 @@
 """IMAP over implicit TLS, POP3 over STLS, and the three IDLE behaviours, as clients see them."""
 
+import base64
 import imaplib
 import poplib
+import re
 import threading
 import time
 
@@ -23,6 +25,36 @@ def test_imap_over_implicit_tls_on_993_logs_in_with_the_snakeoil_certificate(ser
     assert imap.login("alice", server.users.passwords["alice"])[0] == "OK"
     assert imap.select("INBOX")[0] == "OK"
     imap.logout()
+
+
+def test_imap_over_tls_works_with_a_key_of_cyrus_own_once_cyrus_leaves_ssl_cert(server, behaviour):
+    """README.Debian, Security: group ssl-cert reads every service's private key; Cyrus
+    needs it only for the snakeoil key of the shipped imapd.conf."""
+    machine = server.machine
+    key, certificate = "/etc/ssl/private/cyrus.key", "/etc/ssl/certs/cyrus.pem"
+    machine.check(
+        f"openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=cyrus -keyout {key}"
+        f" -out {certificate} 2>&1 && chown root:mail {key} && chmod 0640 {key}"
+        " && gpasswd -d cyrus ssl-cert"
+    )
+    try:
+        with reconfigured(machine, options={"tls_server_key": key, "tls_server_cert": certificate}):
+            imap = imaplib.IMAP4_SSL(
+                "127.0.0.1", machine.port(993), ssl_context=tls_context(), timeout=30
+            )
+            served = imap.sock.getpeercert(binary_form=True)
+            assert imap.login("alice", server.users.passwords["alice"])[0] == "OK"
+            imap.logout()
+            master = machine.check("cat /proc/$(cat /run/cyrus/master.pid)/status")
+            assert "ssl-cert" not in machine.check("id -Gn cyrus")
+    finally:
+        machine.check("adduser --quiet cyrus ssl-cert")
+    ours = machine.check(f"openssl x509 -in {certificate} -outform DER | base64 -w0")
+    assert base64.b64encode(served).decode() == ours.strip()
+    ssl_cert_gid = machine.check("getent group ssl-cert | cut -d: -f3").strip()
+    groups = re.search(r"^Groups:\s*(.*)$", master, re.M)
+    assert groups and ssl_cert_gid not in groups.group(1).split(), master
+    behaviour("TLS with a key of Cyrus's own, cyrus out of ssl-cert", "works")
 
 
 def test_pop3_over_stls_lists_retrieves_and_deletes_and_imap_sees_the_deletion(server):

@@ -55,6 +55,13 @@ def _listen_probe(port: int) -> str:
     return f"ss -Hltn 'sport = :{port}' | grep -q LISTEN"
 
 
+# How each init system brings Cyrus back after master dies.
+RECOVERY_AFTER_MASTER_DIES = {
+    "systemd": "restarted by systemd",
+    "sysvinit": "service cyrus-imapd start",
+}
+
+
 class CommandFailed(AssertionError):
     """A command in the container exited non-zero; carries what it printed."""
 
@@ -282,6 +289,26 @@ class DebianContainer(DockerContainer):
         if self.init == "systemd":
             self.check(f"systemctl reset-failed {name}")
         return self.service("start", name)
+
+    def start_after_master_dies(self, killed_pid: str) -> Result:
+        """The start that follows the death of master (pid `killed_pid`): systemd makes it
+        by itself (Restart=on-abnormal); under sysvinit, which watches nothing, the
+        administrator does (README.Debian). Ok when master runs again; the output is
+        what the administrator reads about that start."""
+        if self.init == "sysvinit":
+            return self.service("start")
+        master_again = (
+            "systemctl is-active --quiet cyrus-imapd"
+            " && pid=$(systemctl show -P MainPID cyrus-imapd)"
+            f" && [ $pid != 0 ] && [ $pid != {killed_pid} ]"
+        )
+        self.wait_until(
+            f"{{ {master_again}; }} || systemctl is-failed --quiet cyrus-imapd",
+            30,
+            "systemd neither restarted master nor gave up",
+        )
+        journal = self.exec("journalctl --no-pager -n 40 -u cyrus-imapd 2>&1").output
+        return Result(0 if self.exec(master_again).ok else 1, journal)
 
     def cyrus_log(self) -> str:
         """Everything Cyrus logged (syslog facility mail) since the machine was made."""
