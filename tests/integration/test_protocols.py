@@ -6,12 +6,14 @@ import poplib
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import imaplib2
 import pytest
 
 from cyrus_deb.clients import imap_login, lmtp_deliver, make_message, tls_context
-from cyrus_deb.server_config import WITHOUT_IDLED, reconfigured
+from cyrus_deb.server_config import WITHOUT_IDLED, reconfigured, restart
 
 pytestmark = pytest.mark.integration
 
@@ -27,28 +29,36 @@ def test_imap_over_implicit_tls_on_993_logs_in_with_the_snakeoil_certificate(ser
     imap.logout()
 
 
+@contextmanager
+def cyrus_out_of_ssl_cert(machine) -> Iterator[None]:
+    """cyrus out of group ssl-cert, and back in it afterwards, whatever the test did."""
+    machine.check("gpasswd -d cyrus ssl-cert")
+    try:
+        yield
+    finally:
+        machine.check("adduser --quiet cyrus ssl-cert")
+
+
 def test_imap_over_tls_works_with_a_key_of_cyrus_own_once_cyrus_leaves_ssl_cert(server, behaviour):
     """README.Debian, Security: group ssl-cert reads every service's private key; Cyrus
-    needs it only for the snakeoil key of the shipped imapd.conf."""
+    needs it only for the snakeoil key of the shipped imapd.conf. Its own key lives
+    outside /etc/ssl/private, which only ssl-cert may enter."""
     machine = server.machine
-    key, certificate = "/etc/ssl/private/cyrus.key", "/etc/ssl/certs/cyrus.pem"
+    key, certificate = "/etc/ssl/cyrus.key", "/etc/ssl/certs/cyrus.pem"
     machine.check(
         f"openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=cyrus -keyout {key}"
         f" -out {certificate} 2>&1 && chown root:mail {key} && chmod 0640 {key}"
-        " && gpasswd -d cyrus ssl-cert"
     )
-    try:
-        with reconfigured(machine, options={"tls_server_key": key, "tls_server_cert": certificate}):
-            imap = imaplib.IMAP4_SSL(
-                "127.0.0.1", machine.port(993), ssl_context=tls_context(), timeout=30
-            )
-            served = imap.sock.getpeercert(binary_form=True)
-            assert imap.login("alice", server.users.passwords["alice"])[0] == "OK"
-            imap.logout()
-            master = machine.check("cat /proc/$(cat /run/cyrus/master.pid)/status")
-            assert "ssl-cert" not in machine.check("id -Gn cyrus")
-    finally:
-        machine.check("adduser --quiet cyrus ssl-cert")
+    options = {"tls_server_key": key, "tls_server_cert": certificate}
+    with reconfigured(machine, options=options), cyrus_out_of_ssl_cert(machine):
+        restart(machine)
+        imap = imaplib.IMAP4_SSL(
+            "127.0.0.1", machine.port(993), ssl_context=tls_context(), timeout=30
+        )
+        served = imap.sock.getpeercert(binary_form=True)
+        assert imap.login("alice", server.users.passwords["alice"])[0] == "OK"
+        imap.logout()
+        master = machine.check("cat /proc/$(cat /run/cyrus/master.pid)/status")
     ours = machine.check(f"openssl x509 -in {certificate} -outform DER | base64 -w0")
     assert base64.b64encode(served).decode() == ours.strip()
     ssl_cert_gid = machine.check("getent group ssl-cert | cut -d: -f3").strip()
