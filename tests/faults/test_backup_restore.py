@@ -24,10 +24,10 @@ def test_a_store_backed_up_destroyed_and_restored_is_the_same_store(crashable_se
     pid = master_pid(machine)
 
     machine.check(f"cyrus-backup create {ARCHIVE}")
+    machine.wait_for_tcp(143)  # started again, its pid file written
     assert master_pid(machine) != pid, "the backup was not taken with master stopped"
     # All mail, /etc/sasldb2 and imapd.conf: root's alone.
     assert machine.check(f"stat -c %U:%a {ARCHIVE}").strip() == "root:600"
-    machine.wait_for_tcp(143)  # started again
     assert machine.service("stop").ok
     machine.check(f"rm -rf {' '.join(STORE)}")  # the disk is lost
 

@@ -38,7 +38,7 @@ def test_cyrus_user_has_primary_group_mail_and_is_in_sasl_and_ssl_cert(server):
 # /run/cyrus is root's: root writes the assembled cyrus.conf into it.
 DIRECTORY_OWNERS_AND_MODES = {
     "/run/cyrus": ("root", "root", 0o755),
-    "/run/cyrus/socket": ("cyrus", "mail", 0o750),
+    "/run/cyrus/socket": ("cyrus", "cyrus-lmtp", 0o750),
     "/run/cyrus/lock": ("cyrus", "mail", 0o700),
     "/run/cyrus/proc": ("cyrus", "mail", 0o700),
     "/var/lib/cyrus": ("cyrus", "mail", 0o750),
@@ -67,7 +67,7 @@ def test_runtime_directories_come_back_after_a_reboot(server):
     machine.wait_for_unix_socket("/run/cyrus/socket/lmtp")
     machine.wait_for_tcp(143)
     socket_dir = host_of(machine).file("/run/cyrus/socket")
-    assert (socket_dir.user, socket_dir.group, socket_dir.mode) == ("cyrus", "mail", 0o750)
+    assert (socket_dir.user, socket_dir.group, socket_dir.mode) == ("cyrus", "cyrus-lmtp", 0o750)
 
 
 def test_lmtp_delivery_over_unix_socket_reaches_inbox(server):

@@ -10,6 +10,7 @@ from cyrus_deb.server_config import (
 )
 
 from ..fingerprint import fingerprint, message_count
+from ..integration.test_delivery import POSTFIX_REPORT, send_through_the_mta_until_it_reaches_bob
 from .store import (
     CLIENT_PACKAGES,
     MESSAGES_SEEN,
@@ -124,3 +125,44 @@ def test_upgrade_from_debian_13_with_every_service_package_and_its_cyrus_conf_op
     behaviour("bind failures after the upgrade with every service package", str(len(refused)))
     assert not refused, "\n".join(refused)
     assert_store_unchanged(before, fingerprint(machine, users.passwords))
+
+
+# How Debian's own README.Debian had Postfix deliver to Cyrus: its user in group mail.
+POSTFIX_AS_DEBIAN_SAID = (
+    "adduser postfix mail",
+    "postconf -F 'lmtp/unix/chroot = n'",
+    "postconf -e 'mailbox_transport = lmtp:unix:/run/cyrus/socket/lmtp'",
+    "service postfix restart",
+)
+
+
+def test_upgrade_from_debian_13_keeps_postfix_delivering_through_the_lmtp_socket(
+    fresh_machine, behaviour
+):
+    """The socket directory's group changes from mail to cyrus-lmtp (NEWS.Debian): the
+    upgrade puts a postfix that was in mail into cyrus-lmtp, and no mail waits."""
+    machine = fresh_machine
+    machine.install([*DEBIAN_PACKAGES, "postfix", *CLIENT_PACKAGES], source="archive")
+    run_without_uninstalled_services(machine, "pop3|nntp|http")
+    assert machine.service("restart").ok
+    users = provision_users(machine, ("bob",))
+    for command in POSTFIX_AS_DEBIAN_SAID:
+        machine.check(f"{command} 2>&1")
+    send_through_the_mta_until_it_reaches_bob(
+        machine, users.passwords["bob"], "postfix", POSTFIX_REPORT
+    )
+
+    machine.install(["cyrus-imapd", "cyrus-common", "cyrus-admin"])
+    assert machine.check("dpkg-query -W -f='${Version}' cyrus-common") == OUR_VERSION
+    machine.wait_for_unix_socket("/run/cyrus/socket/lmtp")
+    assert machine.check("stat -c %G /run/cyrus/socket").strip() == "cyrus-lmtp"
+    # Postfix's idle lmtp clients still hold the old groups; new ones get cyrus-lmtp.
+    machine.check("service postfix restart 2>&1")
+    send_through_the_mta_until_it_reaches_bob(
+        machine, users.passwords["bob"], "postfix-upgraded", POSTFIX_REPORT
+    )
+    behaviour(
+        "Postfix in group mail, after the upgrade from Debian 13",
+        "in cyrus-lmtp too, delivers",
+    )
+    assert "cyrus-lmtp" in machine.check("id -Gn postfix").split()
