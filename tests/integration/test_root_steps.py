@@ -7,6 +7,7 @@ that the attack aimed at, to show that the comparison sees what that step did.""
 
 import json
 import re
+import shlex
 from collections.abc import Iterator
 
 import pytest
@@ -178,3 +179,33 @@ def test_the_service_units_are_sandboxed_to_an_exposure_of_5_or_less(server, uni
     assert exposure, report
     figures(unit=unit, exposure=float(exposure.group(1)))
     assert float(exposure.group(1)) <= 5.0, report
+
+
+# Pushes a character into the terminal on its standard input (TIOCSTI) and says whether
+# the kernel let it: on root's terminal, that is typing into root's shell.
+PUSH_INTO_THE_TERMINAL = (
+    '/usr/bin/perl -e \'my $c = "x";'
+    ' print ioctl(STDIN, 0x5412, $c) ? "pushed\\n" : "refused: $!\\n"\''
+)
+
+
+def on_roots_terminal(machine: DebianContainer, command: str) -> str:
+    """What `command` prints when root runs it on a terminal (a pseudo-terminal of script)."""
+    return machine.check(f"script -qec {shlex.quote(command)} /dev/null")
+
+
+def test_a_program_root_runs_through_the_cyrus_wrapper_cannot_type_into_roots_terminal(
+    server, behaviour
+):
+    machine = server.machine
+    # Control: as the old wrapper ran it, straight through setpriv.
+    setpriv = "setpriv --reuid=cyrus --regid=mail --init-groups --reset-env --"
+    control = on_roots_terminal(machine, f"{setpriv} {PUSH_INTO_THE_TERMINAL}")
+    assert "pushed" in control, control
+
+    # cyr_withlock_run runs any program as cyrus: what an attacker who is cyrus gets.
+    wrapped = on_roots_terminal(
+        machine, f"cyrus cyr_withlock_run -u carol -- {PUSH_INTO_THE_TERMINAL}"
+    )
+    behaviour("TIOCSTI from a program run through cyrus on root's terminal", wrapped.strip())
+    assert "refused: Operation not permitted" in wrapped, wrapped
