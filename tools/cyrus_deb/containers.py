@@ -31,7 +31,7 @@ REPO_MOUNT = "/srv/cyrus-repo"
 LOCAL_SOURCE = "/etc/apt/sources.list.d/cyrus-local.list"
 BOOT_TIMEOUT_S = 60
 WAIT_TIMEOUT_S = 30
-PUBLISHED_PORTS = (24, 110, 143, 993, 995, 4190)
+PUBLISHED_PORTS = (24, 110, 143, 993, 995, 4190, 8008, 8443)
 
 # What a Debian host's kernel has and Docker changes in every container: any user
 # may bind ports below 1024 there (0), and unprivileged ICMP sockets are allowed.

@@ -1,0 +1,130 @@
+"""The HTTP service of cyrus-caldav as clients use it, with the shipped imapd.conf: a CalDAV
+client (PyPI caldav) makes a calendar and an event, a CardDAV address book takes a contact,
+and JMAP sees the mailbox and the event, all with passwords inside TLS on 8443."""
+
+import base64
+import json
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import caldav
+import pytest
+
+from cyrus_deb.clients import tls_context
+
+from ..conftest import CyrusServer
+
+pytestmark = pytest.mark.integration
+
+EVENT = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//cyrus-deb tests//EN\r\n"
+    "BEGIN:VEVENT\r\nUID:planning-1@example.test\r\nDTSTAMP:20261202T100000Z\r\n"
+    "DTSTART:20261203T100000Z\r\nDTEND:20261203T110000Z\r\nSUMMARY:Planning\r\n"
+    "END:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+CONTACT = (
+    "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:carol-1@example.test\r\nN:Example;Carol;;;\r\n"
+    "FN:Carol Example\r\nEMAIL:carol@example.test\r\nEND:VCARD\r\n"
+)
+ADDRESS_BOOK = (
+    '<?xml version="1.0" encoding="utf-8"?>'
+    '<D:mkcol xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav"><D:set><D:prop>'
+    "<D:resourcetype><D:collection/><C:addressbook/></D:resourcetype>"
+    "<D:displayname>Contacts</D:displayname></D:prop></D:set></D:mkcol>"
+)
+
+
+@pytest.fixture(scope="module")
+def dav_server(server) -> Iterator[CyrusServer]:
+    server.machine.install(["cyrus-caldav"])
+    server.machine.wait_for_tcp(8443)
+    yield server
+
+
+def https_url(server: CyrusServer, path: str) -> str:
+    return f"https://127.0.0.1:{server.machine.port(8443)}{path}"
+
+
+def dav_client(server: CyrusServer, user: str) -> caldav.DAVClient:
+    """A DAV client of `user` at their calendar home; the snakeoil certificate is not
+    verified (it names the container)."""
+    return caldav.DAVClient(
+        url=https_url(server, f"/dav/calendars/user/{user}/"),
+        username=user,
+        password=server.users.passwords[user],
+        ssl_verify_cert=False,
+    )
+
+
+def jmap(server: CyrusServer, user: str, scheme: str, port: int, calls: list) -> dict:
+    """One JMAP request with Basic authentication; the response's JSON."""
+    credentials = f"{user}:{server.users.passwords[user]}".encode()
+    request = urllib.request.Request(
+        f"{scheme}://127.0.0.1:{port}/jmap/",
+        json.dumps(
+            {
+                "using": [
+                    "urn:ietf:params:jmap:core",
+                    "urn:ietf:params:jmap:mail",
+                    "urn:ietf:params:jmap:calendars",
+                ],
+                "methodCalls": calls,
+            }
+        ).encode(),
+        {
+            "Content-Type": "application/json",
+            "Authorization": "Basic " + base64.b64encode(credentials).decode(),
+        },
+    )
+    context: ssl.SSLContext | None = tls_context() if scheme == "https" else None
+    with urllib.request.urlopen(request, context=context, timeout=30) as response:
+        return json.load(response)
+
+
+def test_a_caldav_client_makes_a_calendar_and_an_event_and_reads_them_back_over_tls(
+    dav_server, behaviour
+):
+    calendar = dav_client(dav_server, "alice").principal().make_calendar(name="Work")
+    calendar.save_event(EVENT)
+    summaries = [str(event.icalendar_component["SUMMARY"]) for event in calendar.events()]
+    behaviour("CalDAV client on 8443: new calendar and event read back", " ".join(summaries))
+    assert summaries == ["Planning"]
+
+
+def test_a_carddav_contact_put_into_a_new_address_book_is_read_back_over_tls(dav_server, behaviour):
+    client = dav_client(dav_server, "alice")
+    book = https_url(dav_server, "/dav/addressbooks/user/alice/Contacts/")
+    made = client.request(book, "MKCOL", ADDRESS_BOOK, {"Content-Type": "application/xml"})
+    assert made.status == 201, made.raw
+    stored = client.put(f"{book}carol.vcf", CONTACT, {"Content-Type": "text/vcard"})
+    assert stored.status == 201, stored.raw
+    read = client.request(f"{book}carol.vcf", "GET", "", {"Accept": "text/vcard"})
+    behaviour("CardDAV on 8443: contact read back", str(read.status))
+    assert read.status == 200 and "FN:Carol Example" in read.raw
+
+
+def test_jmap_over_tls_lists_the_inbox_and_finds_an_event_made_over_caldav(dav_server, behaviour):
+    calendar = dav_client(dav_server, "bob").principal().make_calendar(name="Team")
+    calendar.save_event(EVENT)
+    answer = jmap(
+        dav_server,
+        "bob",
+        "https",
+        dav_server.machine.port(8443),
+        [["Mailbox/get", {}, "mailboxes"], ["CalendarEvent/query", {}, "events"]],
+    )
+    (_, mailboxes, _), (_, events, _) = answer["methodResponses"]
+    roles = [mailbox["role"] for mailbox in mailboxes["list"]]
+    behaviour("JMAP on 8443: mailboxes, events made over CalDAV", f"{roles} {events['total']}")
+    assert "inbox" in roles
+    assert events["total"] == 1
+
+
+def test_http_without_tls_refuses_a_password(dav_server, behaviour):
+    """allowplaintext: no holds for HTTP too: on 8008 a Basic login is not accepted."""
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        jmap(dav_server, "bob", "http", dav_server.machine.port(8008), [])
+    behaviour("HTTP Basic login without TLS on 8008", f"refused with {refused.value.code}")
+    assert refused.value.code == 401
