@@ -3,10 +3,8 @@ client (PyPI caldav) makes a calendar and an event, a CardDAV address book takes
 and JMAP sees the mailbox and the event, all with passwords inside TLS on 8443."""
 
 import base64
+import http.client
 import json
-import ssl
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import caldav
@@ -58,29 +56,36 @@ def dav_client(server: CyrusServer, user: str) -> caldav.DAVClient:
     )
 
 
-def jmap(server: CyrusServer, user: str, scheme: str, port: int, calls: list) -> dict:
-    """One JMAP request with Basic authentication; the response's JSON."""
+def jmap_request(server: CyrusServer, user: str, calls: list) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one JMAP request with Basic authentication."""
     credentials = f"{user}:{server.users.passwords[user]}".encode()
-    request = urllib.request.Request(
-        f"{scheme}://127.0.0.1:{port}/jmap/",
-        json.dumps(
-            {
-                "using": [
-                    "urn:ietf:params:jmap:core",
-                    "urn:ietf:params:jmap:mail",
-                    "urn:ietf:params:jmap:calendars",
-                ],
-                "methodCalls": calls,
-            }
-        ).encode(),
+    body = json.dumps(
         {
-            "Content-Type": "application/json",
-            "Authorization": "Basic " + base64.b64encode(credentials).decode(),
-        },
+            "using": [
+                "urn:ietf:params:jmap:core",
+                "urn:ietf:params:jmap:mail",
+                "urn:ietf:params:jmap:calendars",
+            ],
+            "methodCalls": calls,
+        }
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": "Basic " + base64.b64encode(credentials).decode(),
+    }
+    return body, headers
+
+
+def jmap(server: CyrusServer, user: str, calls: list) -> dict:
+    """One JMAP request over TLS on 8443; the response's JSON."""
+    body, headers = jmap_request(server, user, calls)
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", server.machine.port(8443), context=tls_context(), timeout=30
     )
-    context: ssl.SSLContext | None = tls_context() if scheme == "https" else None
-    with urllib.request.urlopen(request, context=context, timeout=30) as response:
-        return json.load(response)
+    connection.request("POST", "/jmap/", body, headers)
+    response = connection.getresponse()
+    assert response.status == 200, (response.status, response.read())
+    return json.load(response)
 
 
 def test_a_caldav_client_makes_a_calendar_and_an_event_and_reads_them_back_over_tls(
@@ -111,8 +116,6 @@ def test_jmap_over_tls_lists_the_inbox_and_finds_an_event_made_over_caldav(dav_s
     answer = jmap(
         dav_server,
         "bob",
-        "https",
-        dav_server.machine.port(8443),
         [["Mailbox/get", {}, "mailboxes"], ["CalendarEvent/query", {}, "events"]],
     )
     (_, mailboxes, _), (_, events, _) = answer["methodResponses"]
@@ -122,9 +125,18 @@ def test_jmap_over_tls_lists_the_inbox_and_finds_an_event_made_over_caldav(dav_s
     assert events["total"] == 1
 
 
-def test_http_without_tls_refuses_a_password(dav_server, behaviour):
-    """allowplaintext: no holds for HTTP too: on 8008 a Basic login is not accepted."""
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        jmap(dav_server, "bob", "http", dav_server.machine.port(8008), [])
-    behaviour("HTTP Basic login without TLS on 8008", f"refused with {refused.value.code}")
-    assert refused.value.code == 401
+def test_http_without_tls_sends_a_login_to_tls_unchecked(dav_server, behaviour):
+    """allowplaintext: no holds for HTTP too: on 8008 a request with a password is
+    redirected to https before the password is looked at."""
+    body, headers = jmap_request(dav_server, "bob", [])
+    connection = http.client.HTTPConnection("127.0.0.1", dav_server.machine.port(8008), timeout=30)
+    connection.request("POST", "/jmap/", body, headers)
+    response = connection.getresponse()
+    location = response.getheader("Location") or ""
+    behaviour("HTTP request with a password on 8008", f"{response.status}, to https")
+    assert response.status == 301 and location.startswith("https://"), (response.status, location)
+    # Cyrus's line for the request: nobody logged in.
+    machine = dav_server.machine
+    machine.wait_until_logged('=> "HTTP/1.1 301', 1)
+    logged = next(line for line in machine.cyrus_log().splitlines() if '=> "HTTP/1.1 301' in line)
+    assert ' as "bob"' not in logged, logged
