@@ -1,14 +1,19 @@
 """The debian/ tree: package set, versions, content definitions, scripts."""
 
+import fnmatch
+import re
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
 from debian.changelog import Changelog
+from debian.copyright import Copyright
 from debian.deb822 import Deb822
 from debian.debian_support import Version
 
-from cyrus_deb.paths import DEBIAN_DIR
+from cyrus_deb.paths import DEBIAN_DIR, cache_dir
+from cyrus_deb.upstream import orig_name, upstream_version
 
 EXPECTED_PACKAGES = {
     "cyrus-common",
@@ -74,6 +79,47 @@ def test_copyright_is_machine_readable():
     with (DEBIAN_DIR / "copyright").open() as handle:
         header = next(Deb822.iter_paragraphs(handle))
     assert header["Format"].startswith("https://www.debian.org/doc/packaging-manuals/copyright")
+
+
+def orig_members() -> list[str]:
+    """Paths in the orig tarball, without its top directory; it is in the cache once
+    `./cyrus-deb build` has fetched it."""
+    orig = cache_dir() / orig_name(upstream_version())
+    if not orig.exists():
+        pytest.fail(f"no {orig}: run `./cyrus-deb build` first")
+    with tarfile.open(orig) as archive:
+        return [name.split("/", 1)[1] for name in archive.getnames() if "/" in name]
+
+
+def test_every_files_pattern_of_debian_copyright_names_files_of_the_orig_tarball():
+    with (DEBIAN_DIR / "copyright").open() as handle:
+        paragraphs = list(Copyright(handle).all_files_paragraphs())
+    members = orig_members()
+    unmatched = [
+        pattern
+        for paragraph in paragraphs
+        for pattern in paragraph.files
+        if not pattern.startswith("debian/")
+        and pattern != "*"
+        and not any(fnmatch.fnmatchcase(member, pattern) for member in members)
+    ]
+    assert unmatched == []
+
+
+def test_every_licence_debian_copyright_names_has_its_text():
+    with (DEBIAN_DIR / "copyright").open() as handle:
+        copyright_file = Copyright(handle)
+    standalone = {
+        paragraph.license.synopsis for paragraph in copyright_file.all_license_paragraphs()
+    }
+    missing = {
+        name
+        for paragraph in copyright_file.all_files_paragraphs()
+        if not paragraph.license.text
+        for name in re.split(r" and | or ", paragraph.license.synopsis)
+        if name not in standalone
+    }
+    assert missing == set()
 
 
 def test_every_patch_has_a_dep3_header():
