@@ -3,9 +3,7 @@ front."""
 
 import re
 import shlex
-import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
@@ -19,10 +17,11 @@ from cyrus_deb.clients import (
 )
 from cyrus_deb.server_config import reconfigured
 
+from ..readme_debian import README_DEBIAN, block_after, commands_after
+
 pytestmark = pytest.mark.integration
 
 LMTP_TCP = "127.0.0.1:24"
-README_DEBIAN = Path(__file__).parents[2] / "debian" / "cyrus-common.README.Debian"
 THREE_GIB_IN_KIB = 3 * 1024 * 1024
 
 
@@ -174,16 +173,9 @@ def test_sieveshell_cannot_log_in_without_tls_as_readme_debian_warns(server):
     )
 
 
-def readme_commands(after: str) -> list[str]:
-    """The indented command block that follows a line of README.Debian."""
-    text = README_DEBIAN.read_text()
-    block = text.split(after, 1)[1].split("\n\n", 2)[1]
-    return [line.strip() for line in block.splitlines() if line.strip()]
-
-
 def postfix_set_up_as_readme_debian_says(machine) -> None:
     machine.install(["postfix"])
-    for command in readme_commands("For Postfix"):
+    for command in commands_after("For Postfix"):
         machine.check(f"{command} 2>&1")
     machine.check("postfix status 2>&1 || postfix start 2>&1")
 
@@ -243,12 +235,6 @@ def wait_until_bob_has(machine, password: str, subject: str, what_went_wrong: st
     imap.logout()
 
 
-def readme_block(after: str) -> str:
-    """The indented block that follows a line of README.Debian, as the file it shows."""
-    block = README_DEBIAN.read_text().split(after, 1)[1].split("\n\n", 2)[1]
-    return textwrap.dedent(block) + "\n"
-
-
 EXIM_FILES = (
     "/etc/exim4/conf.d/router/450_local_cyrus_lmtp",
     "/etc/exim4/conf.d/transport/30_local_cyrus_lmtp",
@@ -262,11 +248,11 @@ def test_exim_delivers_through_the_lmtp_socket_set_up_as_readme_debian_says(
     machine = fresh_machine
     machine.install(["cyrus-imapd", "sasl2-bin", "ssl-cert", "exim4-daemon-light"])
     users = provision_users(machine, ("bob",))
-    for command in readme_commands("For Exim (exim4, Debian's default MTA)"):
+    for command in commands_after("For Exim (exim4, Debian's default MTA)"):
         machine.check(f"{command} 2>&1")
     for path in EXIM_FILES:
-        machine.write_file(path, readme_block(f"{path}:"))
-    for command in readme_commands("then build the configuration and restart Exim:"):
+        machine.write_file(path, block_after(f"{path}:"))
+    for command in commands_after("then build the configuration and restart Exim:"):
         machine.check(f"{command} 2>&1")
     send_through_the_mta_until_it_reaches_bob(
         machine, users.passwords["bob"], "exim", "exim4 -bp; tail -n 20 /var/log/exim4/mainlog"

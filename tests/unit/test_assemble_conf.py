@@ -9,6 +9,7 @@ from cyrus_deb.paths import DEBIAN_DIR
 
 ASSEMBLER = DEBIAN_DIR / "scripts" / "cyrus-assemble-conf"
 SHIPPED_FRAGMENTS = DEBIAN_DIR / "conf" / "cyrus.conf.d"
+METRICS_EXAMPLE = DEBIAN_DIR / "examples" / "30-metrics.conf"
 
 
 def assemble(fragments: Path, programs: Path) -> subprocess.CompletedProcess[str]:
@@ -91,3 +92,27 @@ def test_no_fragments_is_an_error_not_an_empty_config(tmp_path, programs):
     result = assemble(tmp_path, programs)
     assert result.returncode != 0
     assert "no *.conf fragments" in result.stderr
+
+
+def with_metrics_example(tmp_path: Path) -> Path:
+    """The shipped fragments plus the metrics example, copied as README.Debian says."""
+    fragments = tmp_path / "conf.d"
+    fragments.mkdir()
+    for fragment in [*SHIPPED_FRAGMENTS.glob("*.conf"), METRICS_EXAMPLE]:
+        (fragments / fragment.name).write_text(fragment.read_text())
+    return fragments
+
+
+def test_metrics_example_brings_promstatsd_and_a_loopback_only_metrics_service(tmp_path, programs):
+    install_programs(programs, "httpd", "promstatsd")
+    result = assemble(with_metrics_example(tmp_path), programs)
+    assert result.returncode == 0, result.stderr
+    assert {"promclean", "metrics", "promstatsd"} <= set(entries(result.stdout))
+    assert '  metrics       cmd="httpd" listen="127.0.0.1:9143" prefork=0' in result.stdout
+
+
+def test_metrics_example_without_cyrus_caldav_leaves_the_endpoint_out(tmp_path, programs):
+    install_programs(programs, "promstatsd")
+    result = assemble(with_metrics_example(tmp_path), programs)
+    assert "metrics" not in entries(result.stdout)
+    assert "leaving out SERVICES entry 'metrics'" in result.stderr

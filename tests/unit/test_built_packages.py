@@ -48,6 +48,8 @@ OWNERS = {
     "etc/pam.d/csync": "cyrus-replication",
     "usr/share/doc/cyrus-common/README.Debian.gz": "cyrus-common",
     "usr/share/doc/cyrus-common/NEWS.Debian.gz": "cyrus-common",
+    "usr/share/doc/cyrus-common/examples/30-metrics.conf": "cyrus-common",
+    "usr/share/doc/cyrus-common/examples/prometheus-cyrus.yml": "cyrus-common",
     "usr/include/cyrus/imclient.h": "cyrus-dev",
 }
 

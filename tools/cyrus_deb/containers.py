@@ -12,7 +12,9 @@ import io
 import shlex
 import tarfile
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -339,3 +341,22 @@ class DebianContainer(DockerContainer):
             f"--- {'journal' if self.init == 'systemd' else 'syslog'} ---\n{journal.output}\n"
             f"--- Cyrus (facility mail) ---\n{cyrus.output}"
         )
+
+
+@contextmanager
+def private_network(
+    client: docker.DockerClient, machines: Mapping[str, DebianContainer]
+) -> Iterator[None]:
+    """Join the machines to a bridge network of their own, each reachable from the others
+    by its name in `machines`; the network is removed afterwards, whatever happened."""
+    network = client.networks.create(f"cyrus-test-{uuid.uuid4().hex[:12]}", driver="bridge")
+    try:
+        for name, machine in machines.items():
+            network.connect(machine.get_wrapped_container(), aliases=[name])
+        yield
+    finally:
+        for machine in machines.values():
+            # The machine may be gone already.
+            with suppress(docker.errors.APIError):
+                network.disconnect(machine.get_wrapped_container(), force=True)
+        network.remove()

@@ -1,0 +1,20 @@
+"""What README.Debian shows an administrator, read as they would copy it: the indented
+block that follows a line of the text."""
+
+import textwrap
+
+from cyrus_deb.paths import REPO_ROOT
+
+README_DEBIAN = REPO_ROOT / "debian" / "cyrus-common.README.Debian"
+
+
+def block_after(line: str) -> str:
+    """The indented block that follows `line`, as the file it shows."""
+    text = README_DEBIAN.read_text()
+    assert line in text, f"README.Debian no longer says {line!r}"
+    return textwrap.dedent(text.split(line, 1)[1].split("\n\n", 2)[1]) + "\n"
+
+
+def commands_after(line: str) -> list[str]:
+    """The commands of the indented block that follows `line`, one per line."""
+    return [command.strip() for command in block_after(line).splitlines() if command.strip()]
