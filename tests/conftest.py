@@ -17,6 +17,7 @@ import pytest
 
 from cyrus_deb.clients import CyrusUsers, provision_users
 from cyrus_deb.containers import DebianContainer, image_for_tests
+from cyrus_deb.disks import Ext4Disk
 from cyrus_deb.engine import docker_client
 from cyrus_deb.images import INIT_SYSTEMS
 from cyrus_deb.paths import PACKAGES_DIR, REPO_ROOT
@@ -179,10 +180,16 @@ def boot(
     tmpfs: Mapping[str, str] | None = None,
     *,
     ipv6_loopback: bool = False,
+    state_disk: Ext4Disk | None = None,
 ) -> DebianContainer:
-    """A booted machine; `tmpfs` mounts a tmpfs at each path, with these mount options."""
+    """A booted machine; `tmpfs` mounts a tmpfs at each path, with these mount options;
+    Cyrus's state lives on `state_disk` when given."""
     machine = DebianContainer(
-        images[target], target.init, packages_dir, ipv6_loopback=ipv6_loopback
+        images[target],
+        target.init,
+        packages_dir,
+        ipv6_loopback=ipv6_loopback,
+        state_disk=state_disk,
     )
     for path, options in (tmpfs or {}).items():
         machine.with_tmpfs_mount(path, options)
@@ -209,10 +216,15 @@ class CyrusServer:
 
 @contextmanager
 def booted_server(
-    images, target: Target, packages_dir, tmpfs: Mapping[str, str] | None = None
+    images,
+    target: Target,
+    packages_dir,
+    tmpfs: Mapping[str, str] | None = None,
+    *,
+    state_disk: Ext4Disk | None = None,
 ) -> Iterator[CyrusServer]:
     """A new machine with the server packages and the users alice and bob; removed after."""
-    machine = boot(images, target, packages_dir, tmpfs)
+    machine = boot(images, target, packages_dir, tmpfs, state_disk=state_disk)
     try:
         machine.install(SERVER_PACKAGES)
         yield CyrusServer(machine, provision_users(machine))

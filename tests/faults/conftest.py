@@ -1,10 +1,18 @@
 """Each fault test breaks its machine: every test gets a new server of its own."""
 
+import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from cyrus_deb.disks import Ext4Disk
+
 from ..conftest import CyrusServer, booted_server
+
+# Room for the crash tests' thousand messages and Cyrus's databases; the image is sparse.
+STATE_DISK_MIB = 512
 
 
 @pytest.fixture
@@ -13,12 +21,54 @@ def crashable_server(images, target, packages_dir) -> Iterator[CyrusServer]:
         yield server
 
 
-# Small enough to fill with a few hundred generated messages.
-SMALL_SPOOL = {"/var/spool/cyrus/mail": "size=8m,mode=0750"}
+@pytest.fixture
+def server_on_its_own_disk(images, target, packages_dir) -> Iterator[CyrusServer]:
+    """Cyrus's state on an ext4 image of its own, so that a power cut loses what was never
+    synced; the image and its loop device are released whatever happens."""
+    with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="cyrus-disk-") as directory:
+        disk = Ext4Disk(Path(directory), STATE_DISK_MIB)
+        try:
+            with booted_server(images, target, packages_dir, state_disk=disk) as server:
+                yield server
+        finally:
+            disk.release()
+
+
+@dataclass(frozen=True)
+class SmallDisk:
+    """A small ext4 file system of its own under one of Cyrus's trees, to fill up."""
+
+    what: str
+    path: str
+    # What is left free when the test fills it: room for a few dozen deliveries.
+    left_free_kib: int
+
+    def __str__(self) -> str:
+        return self.what.replace(" ", "-")
+
+
+SMALL_DISKS = [
+    SmallDisk("mail partition", "/var/spool/cyrus", left_free_kib=600),
+    SmallDisk("database directory", "/var/lib/cyrus", left_free_kib=64),
+]
+SMALL_DISK_MIB = 32
+
+
+@pytest.fixture(params=SMALL_DISKS, ids=str)
+def small_disk(request) -> SmallDisk:
+    return request.param
 
 
 @pytest.fixture
-def server_with_a_small_spool(images, target, packages_dir) -> Iterator[CyrusServer]:
-    """The mail partition on its own 8 MiB tmpfs, as a small disk."""
-    with booted_server(images, target, packages_dir, SMALL_SPOOL) as server:
-        yield server
+def server_with_a_small_disk(
+    small_disk: SmallDisk, images, target, packages_dir
+) -> Iterator[CyrusServer]:
+    """The server with one tree on a small ext4 image (journal, delayed allocation), as on
+    a host; the image and its loop device are released whatever happens."""
+    with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="cyrus-small-") as directory:
+        disk = Ext4Disk(Path(directory), SMALL_DISK_MIB, {"tree": small_disk.path})
+        try:
+            with booted_server(images, target, packages_dir, state_disk=disk) as server:
+                yield server
+        finally:
+            disk.release()

@@ -112,3 +112,16 @@ def assert_reconstruct_finds_nothing_to_repair(
             continue
         problems.append(line)
     assert mailbox in report.splitlines() and not problems, report
+
+
+def assert_databases_consistent(machine: DebianContainer) -> None:
+    """Every twoskip database under /var/lib/cyrus (the mailbox list, duplicate delivery,
+    annotations, each user's conversations), checked by `cyr_dbtool ... consistent`."""
+    report = machine.check(
+        "for db in $(find /var/lib/cyrus -type f); do"
+        " head -c 16 \"$db\" | grep -q 'twoskip file' || continue;"
+        ' echo "$db: $(cyrus cyr_dbtool "$db" twoskip consistent 2>&1)"; done'
+    )
+    checked = report.splitlines()
+    assert any("mailboxes.db" in line for line in checked), report
+    assert all(line.endswith("Yes, consistent") for line in checked), report

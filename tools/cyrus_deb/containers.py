@@ -23,6 +23,7 @@ from debian.deb822 import Packages
 from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 
+from .disks import Ext4Disk, FsckVerdict
 from .images import APT_INSTALL, Recipe, ensure_image, flavour_image
 
 # Ryuk, testcontainers' reaper, is an image that cannot be pulled here; the
@@ -101,9 +102,19 @@ def image_for_tests(client: docker.DockerClient, distribution: str, init: str, r
 class DebianContainer(DockerContainer):
     """A booted Debian system: PID 1 is systemd or sysvinit's init."""
 
-    def __init__(self, image: str, init: str, repo: Path, *, ipv6_loopback: bool = False) -> None:
+    def __init__(
+        self,
+        image: str,
+        init: str,
+        repo: Path,
+        *,
+        ipv6_loopback: bool = False,
+        state_disk: Ext4Disk | None = None,
+    ) -> None:
         super().__init__(image)
-        self.init, self.repo = init, repo
+        self.init, self.repo, self.state_disk = init, repo, state_disk
+        for host_directory, path in (state_disk.binds() if state_disk else {}).items():
+            self.with_volume_mapping(str(host_directory), path, "rw")
         sysctls = dict(HOST_SYSCTLS)
         if ipv6_loopback:
             # Docker leaves IPv6 off inside containers; a real machine has ::1.
@@ -150,15 +161,29 @@ class DebianContainer(DockerContainer):
         self.wait_booted()
 
     def power_cut(self) -> None:
-        """SIGKILL every process of the machine at once, as a power loss does."""
+        """Every process of the machine SIGKILLed at once. With a state disk, its file system
+        stops at the same moment without flushing its journal, after the rig's own unsynced
+        write (the negative control): what was never synced is lost, as in a power loss.
+        Without one, the host's page cache keeps every write: a process crash, not a power
+        loss."""
         container = self.get_wrapped_container()
+        if self.state_disk:
+            self.state_disk.write_canary()
+            self.state_disk.shut_down()
         container.kill(signal="SIGKILL")
         container.wait(timeout=30)
 
-    def power_on(self) -> None:
-        """Boot the machine again after a power cut, on the same disk."""
+    def power_on(self) -> FsckVerdict | None:
+        """Boot the machine again after a power cut. A state disk is first checked with
+        `e2fsck -p` and mounted again, as a booting host does; its verdict is returned."""
+        verdict = None
+        if self.state_disk:
+            self.state_disk.unmount()
+            verdict = self.state_disk.check()
+            self.state_disk.mount()
         self.get_wrapped_container().start()
         self.wait_booted()
+        return verdict
 
     def exec_lines(self, command: str) -> Iterator[str]:
         """Run a shell command and yield its output line by line as it comes; the stream
