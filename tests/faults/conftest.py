@@ -29,6 +29,7 @@ def server_on_its_own_disk(images, target, packages_dir) -> Iterator[CyrusServer
         disk = Ext4Disk(Path(directory), STATE_DISK_MIB)
         try:
             with booted_server(images, target, packages_dir, state_disk=disk) as server:
+                disk.sync()
                 yield server
         finally:
             disk.release()

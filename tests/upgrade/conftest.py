@@ -1,11 +1,21 @@
 """Every upgrade test compares fingerprints with `assert_store_unchanged`, which also records
 what it compared in the run's figures (build/reports/upgrade.json)."""
 
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from cyrus_deb.containers import DebianContainer
+from cyrus_deb.disks import STATE_TREES, Ext4Disk
+
+from ..conftest import boot
 from ..fingerprint import differences, message_count
+
+# The store and the dpkg database on one disk, which the power cut of an upgrade cuts.
+STATE_AND_DPKG = {**STATE_TREES, "var-lib-dpkg": "/var/lib/dpkg"}
+DISK_MIB = 1024
 
 
 @pytest.fixture
@@ -16,3 +26,22 @@ def assert_store_unchanged(figures) -> Callable[..., None]:
         assert not found, "\n".join(found)
 
     return compare
+
+
+@pytest.fixture
+def fresh_machine_on_its_own_disk(
+    docker_engine, images, target, packages_dir
+) -> Iterator[DebianContainer]:
+    """A booted system with nothing of ours installed, whose Cyrus state and dpkg database
+    live on an ext4 image of their own; released whatever happens."""
+    with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="cyrus-upgrade-disk-") as directory:
+        disk = Ext4Disk(Path(directory), DISK_MIB, STATE_AND_DPKG)
+        try:
+            disk.seed(docker_engine, images[target], "/var/lib/dpkg")
+            machine = boot(images, target, packages_dir, state_disk=disk)
+            try:
+                yield machine
+            finally:
+                machine.stop()
+        finally:
+            disk.release()

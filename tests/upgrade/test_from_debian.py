@@ -1,5 +1,8 @@
 """Upgrading from Debian's own cyrus-imapd packages to ours loses no mail."""
 
+import shlex
+import time
+
 import pytest
 
 from cyrus_deb.clients import imap_login, lmtp_deliver, make_message, provision_users
@@ -166,3 +169,71 @@ def test_upgrade_from_debian_13_keeps_postfix_delivering_through_the_lmtp_socket
         "in cyrus-lmtp too, delivers",
     )
     assert "cyrus-lmtp" in machine.check("id -Gn postfix").split()
+
+
+UPGRADE_LOG = "/var/tmp/upgrade.log"
+CUT_WAIT_S = 120
+
+
+def unpacked_not_configured(machine) -> bool:
+    """Whether dpkg has unpacked our cyrus-common and not configured it yet; fails the test
+    if the upgrade got past that point unseen."""
+    version, status = machine.check(
+        "dpkg-query -W -f='${Version} ${db:Status-Abbrev}' cyrus-common"
+    ).split(maxsplit=1)
+    if version != OUR_VERSION:
+        return False
+    assert not status.startswith("ii"), "the upgrade was configured before the cut: too fast"
+    return True
+
+
+def test_a_power_cut_between_unpack_and_configure_of_the_upgrade_loses_no_mail(
+    fresh_machine_on_its_own_disk, behaviour, figures, assert_store_unchanged
+):
+    """The store and the dpkg database share an ext4 disk that loses what was never synced;
+    the programs dpkg unpacked (on the machine's overlay) are kept, as a journal keeps
+    fsynced files: dpkg syncs every file it unpacks before it records the unpack."""
+    machine = fresh_machine_on_its_own_disk
+    machine.install(DEBIAN_PACKAGES + CLIENT_PACKAGES, source="archive")
+    run_without_uninstalled_services(machine, "pop3|nntp|http")
+    users = provision_users(machine, USERS)
+    populate(machine, users)
+    before = fingerprint(machine, users.passwords)
+    machine.state_disk.sync()  # the store was there long before the upgrade
+
+    upgrade = machine.install_command(["cyrus-imapd", "cyrus-common", "cyrus-admin"])
+    machine.check(f"setsid sh -c {shlex.quote(upgrade)} < /dev/null > {UPGRADE_LOG} 2>&1 &")
+    machine.wait_until(
+        "dpkg-query -W -f='${Version}' cyrus-common | grep -qv '^3[.]10[.]'",
+        CUT_WAIT_S,
+        "the upgrade did not unpack our cyrus-common",
+    )
+    while not unpacked_not_configured(machine):
+        time.sleep(0.05)
+    machine.power_cut()
+    verdict = machine.power_on()
+    assert verdict is not None and verdict.acceptable, verdict
+    unsynced_write_lost = not machine.state_disk.canary_survived()
+
+    status_after_cut = machine.check(
+        "dpkg-query -W -f='${db:Status-Abbrev} ${Version}' cyrus-common"
+    ).strip()
+    configure = machine.exec("DEBIAN_FRONTEND=noninteractive dpkg --configure -a 2>&1")
+    audit = machine.check("dpkg --audit")
+    figures(
+        fsck=" / ".join(verdict.output.splitlines()),
+        status_after_cut=status_after_cut,
+        configure_exit=configure.exit_code,
+        unsynced_write_lost=unsynced_write_lost,
+    )
+    behaviour(
+        "power cut between unpack and configure of the upgrade from Debian 13",
+        f"dpkg --configure -a exit {configure.exit_code}, audit {audit.strip() or 'clean'}",
+    )
+    assert unsynced_write_lost, "the rig's unsynced write survived the cut: it cuts nothing"
+    assert configure.ok, configure.output
+    assert audit == "", audit
+    assert machine.check("dpkg-query -W -f='${Version}' cyrus-common") == OUR_VERSION
+    machine.wait_for_tcp(143)
+    assert_store_unchanged(before, fingerprint(machine, users.passwords))
+    assert_a_new_delivery_is_served(machine, users)

@@ -278,6 +278,20 @@ class DebianContainer(DockerContainer):
         the "before" side of an upgrade, from `release` (a suite such as
         trixie-backports, added to apt's sources) when given.
         """
+        return self.check(
+            self.install_command(packages, recommends=recommends, source=source, release=release)
+        )
+
+    def install_command(
+        self,
+        packages: Iterable[str],
+        *,
+        recommends: bool = False,
+        source: str = "local",
+        release: str | None = None,
+    ) -> str:
+        """The shell command `install` runs, for a caller that runs it its own way (in the
+        background, to cut it short)."""
         names = " ".join(packages)
         flag = "" if recommends else "--no-install-recommends"
         if release:
@@ -288,7 +302,7 @@ class DebianContainer(DockerContainer):
             f" && apt-get update -qq -o Dir::Etc::SourceList={LOCAL_SOURCE}"
             " -o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=0 && "
         )
-        return self.check(
+        return (
             (add_local if source == "local" else "")
             + "DEBIAN_FRONTEND=noninteractive apt-get install -y -q"
             " -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
+
 from .errors import UserError
 
 # Each tree lives in a directory of the image, bound at its place in the machine.
@@ -85,6 +87,24 @@ class Ext4Disk:
         except OSError:
             self.release()
             raise
+
+    def seed(self, client: docker.DockerClient, image: str, path: str) -> None:
+        """Copy `path` as the image has it onto its tree of the disk (for a tree the image
+        already fills, such as the dpkg database), before a machine binds it."""
+        tree = next(tree for tree, bound in self.trees.items() if bound == path)
+        client.containers.run(
+            image,
+            ["cp", "-a", f"{path}/.", "/seed/"],
+            volumes={str(self.mountpoint / tree): {"bind": "/seed", "mode": "rw"}},
+            remove=True,
+        )
+        self.sync()
+
+    def sync(self) -> None:
+        """Write everything out, as a host has long done for what was installed or copied
+        before the test: the power cut then takes only what the test's own steps left
+        unsynced."""
+        _check("sync", "-f", str(self.mountpoint))
 
     def binds(self) -> dict[Path, str]:
         """Host directory -> path in the machine, for each state tree."""
