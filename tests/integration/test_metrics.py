@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from cyrus_deb.clients import SERVERNAME, imap_login, lmtp_deliver_each, make_message, tls_context
 from cyrus_deb.containers import DebianContainer, private_network
 from cyrus_deb.images import flavour_image
-from cyrus_deb.server_config import IMAPD_CONF, LOCAL_FRAGMENT
+from cyrus_deb.server_config import IMAPD_CONF, LOCAL_FRAGMENT, restart
 
 from ..conftest import CyrusServer
 from ..readme_debian import block_after, commands_after
@@ -157,6 +157,27 @@ def test_metrics_on_listen_on_loopback_only_and_move_by_exactly_what_clients_did
         "cyrus_imap_authenticate_total",
         "cyrus_pop3_connections_total",
     }
+
+
+def test_master_series_appear_once_the_server_restarts_with_metrics_on(metrics_on, behaviour):
+    """master reads imapd.conf only when it starts (README.Debian): after the reload that
+    turned metrics on, its series are missing, and the endpoint still answers."""
+    machine = metrics_on.machine
+    before = {name for name, _ in local_metrics(machine)}
+    restart(machine)
+    machine.wait_for_tcp(METRICS_PORT)
+    deadline = time.monotonic() + REPORT_WAIT_S
+    after: set[str] = set()
+    while "cyrus_master_active_children" not in after and time.monotonic() < deadline:
+        time.sleep(1)
+        after = {name for name, _ in local_metrics(machine)}
+    master_series = sorted(name for name in after if name.startswith("cyrus_master_"))
+    behaviour(
+        "master's series after the reload that turned metrics on, then after a restart",
+        f"{sum(name.startswith('cyrus_master_') for name in before)}, {len(master_series)}",
+    )
+    assert not any(name.startswith("cyrus_master_") for name in before), before
+    assert "cyrus_master_active_children" in master_series, after
 
 
 def prometheus_query(prometheus: DebianContainer, query: str) -> list[dict]:
