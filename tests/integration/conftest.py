@@ -11,3 +11,11 @@ from ..conftest import CyrusServer, booted_server
 def server(images, target, packages_dir) -> Iterator[CyrusServer]:
     with booted_server(images, target, packages_dir) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def caldav_server(server: CyrusServer) -> CyrusServer:
+    """The module's server with cyrus-caldav: httpd on 8008 and 8443."""
+    server.machine.install(["cyrus-caldav"])
+    server.machine.wait_for_tcp(8443)
+    return server

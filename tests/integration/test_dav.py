@@ -5,7 +5,6 @@ and JMAP sees the mailbox and the event, all with passwords inside TLS on 8443."
 import base64
 import http.client
 import json
-from collections.abc import Iterator
 
 import caldav
 import pytest
@@ -32,13 +31,6 @@ ADDRESS_BOOK = (
     "<D:resourcetype><D:collection/><C:addressbook/></D:resourcetype>"
     "<D:displayname>Contacts</D:displayname></D:prop></D:set></D:mkcol>"
 )
-
-
-@pytest.fixture(scope="module")
-def dav_server(server) -> Iterator[CyrusServer]:
-    server.machine.install(["cyrus-caldav"])
-    server.machine.wait_for_tcp(8443)
-    yield server
 
 
 def https_url(server: CyrusServer, path: str) -> str:
@@ -89,18 +81,20 @@ def jmap(server: CyrusServer, user: str, calls: list) -> dict:
 
 
 def test_a_caldav_client_makes_a_calendar_and_an_event_and_reads_them_back_over_tls(
-    dav_server, behaviour
+    caldav_server, behaviour
 ):
-    calendar = dav_client(dav_server, "alice").principal().make_calendar(name="Work")
+    calendar = dav_client(caldav_server, "alice").principal().make_calendar(name="Work")
     calendar.save_event(EVENT)
     summaries = [str(event.icalendar_component["SUMMARY"]) for event in calendar.events()]
     behaviour("CalDAV client on 8443: new calendar and event read back", " ".join(summaries))
     assert summaries == ["Planning"]
 
 
-def test_a_carddav_contact_put_into_a_new_address_book_is_read_back_over_tls(dav_server, behaviour):
-    client = dav_client(dav_server, "alice")
-    book = https_url(dav_server, "/dav/addressbooks/user/alice/Contacts/")
+def test_a_carddav_contact_put_into_a_new_address_book_is_read_back_over_tls(
+    caldav_server, behaviour
+):
+    client = dav_client(caldav_server, "alice")
+    book = https_url(caldav_server, "/dav/addressbooks/user/alice/Contacts/")
     made = client.request(book, "MKCOL", ADDRESS_BOOK, {"Content-Type": "application/xml"})
     assert made.status == 201, made.raw
     stored = client.put(f"{book}carol.vcf", CONTACT, {"Content-Type": "text/vcard"})
@@ -110,11 +104,13 @@ def test_a_carddav_contact_put_into_a_new_address_book_is_read_back_over_tls(dav
     assert read.status == 200 and "FN:Carol Example" in read.raw
 
 
-def test_jmap_over_tls_lists_the_inbox_and_finds_an_event_made_over_caldav(dav_server, behaviour):
-    calendar = dav_client(dav_server, "bob").principal().make_calendar(name="Team")
+def test_jmap_over_tls_lists_the_inbox_and_finds_an_event_made_over_caldav(
+    caldav_server, behaviour
+):
+    calendar = dav_client(caldav_server, "bob").principal().make_calendar(name="Team")
     calendar.save_event(EVENT)
     answer = jmap(
-        dav_server,
+        caldav_server,
         "bob",
         [["Mailbox/get", {}, "mailboxes"], ["CalendarEvent/query", {}, "events"]],
     )
@@ -125,18 +121,20 @@ def test_jmap_over_tls_lists_the_inbox_and_finds_an_event_made_over_caldav(dav_s
     assert events["total"] == 1
 
 
-def test_http_without_tls_sends_a_login_to_tls_unchecked(dav_server, behaviour):
+def test_http_without_tls_sends_a_login_to_tls_unchecked(caldav_server, behaviour):
     """allowplaintext: no holds for HTTP too: on 8008 a request with a password is
     redirected to https before the password is looked at."""
-    body, headers = jmap_request(dav_server, "bob", [])
-    connection = http.client.HTTPConnection("127.0.0.1", dav_server.machine.port(8008), timeout=30)
+    body, headers = jmap_request(caldav_server, "bob", [])
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", caldav_server.machine.port(8008), timeout=30
+    )
     connection.request("POST", "/jmap/", body, headers)
     response = connection.getresponse()
     location = response.getheader("Location") or ""
     behaviour("HTTP request with a password on 8008", f"{response.status}, to https")
     assert response.status == 301 and location.startswith("https://"), (response.status, location)
     # Cyrus's line for the request: nobody logged in.
-    machine = dav_server.machine
+    machine = caldav_server.machine
     machine.wait_until_logged('=> "HTTP/1.1 301', 1)
     logged = next(line for line in machine.cyrus_log().splitlines() if '=> "HTTP/1.1 301' in line)
     assert ' as "bob"' not in logged, logged

@@ -92,27 +92,19 @@ def act(server: CyrusServer, activity: Activity) -> None:
 
 
 @pytest.fixture(scope="module")
-def metrics_server(server: CyrusServer) -> Iterator[CyrusServer]:
-    """The server with cyrus-caldav (whose httpd serves the metrics), metrics still off."""
-    server.machine.install(["cyrus-caldav"])
-    server.machine.wait_for_tcp(8443)
-    return server
-
-
-@pytest.fixture(scope="module")
-def metrics_on(metrics_server: CyrusServer) -> CyrusServer:
+def metrics_on(caldav_server: CyrusServer) -> CyrusServer:
     """Metrics turned on exactly as README.Debian says."""
-    machine = metrics_server.machine
+    machine = caldav_server.machine
     added = block_after("To turn the metrics on, add these lines to /etc/imapd.conf:")
     machine.rewrite_file(IMAPD_CONF, machine.read_file(IMAPD_CONF) + added)
     for command in commands_after("then copy the example fragment and reload:"):
         machine.check(f"{command} 2>&1")
     machine.wait_for_tcp(METRICS_PORT)
-    return metrics_server
+    return caldav_server
 
 
-def test_with_metrics_off_nothing_listens_for_them_and_nothing_counts(metrics_server, behaviour):
-    machine = metrics_server.machine
+def test_with_metrics_off_nothing_listens_for_them_and_nothing_counts(caldav_server, behaviour):
+    machine = caldav_server.machine
     listening = machine.check("ss -Hltn | awk '{print $4}' | sort -u").split()
     promstatsd = machine.exec("pgrep -x promstatsd")
     stats = machine.exec("test -e /var/lib/cyrus/stats")

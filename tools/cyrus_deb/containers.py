@@ -345,7 +345,7 @@ class DebianContainer(DockerContainer):
         )
         self.wait_until(
             f"{{ {master_again}; }} || systemctl is-failed --quiet cyrus-imapd",
-            30,
+            WAIT_TIMEOUT_S,
             "systemd neither restarted master nor gave up",
         )
         journal = self.exec("journalctl --no-pager -n 40 -u cyrus-imapd 2>&1").output
