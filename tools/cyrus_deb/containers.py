@@ -270,28 +270,17 @@ class DebianContainer(DockerContainer):
         recommends: bool = False,
         source: str = "local",
         release: str | None = None,
+        in_background_to: str | None = None,
     ) -> str:
-        """apt-get install, as an administrator would, keeping changed conffiles.
+        """apt-get install, as an administrator would, keeping changed conffiles; what it
+        printed. With `in_background_to` (a log file), it runs in a session of its own and
+        this returns at once, for a test that cuts it short.
 
         source="local" adds the locally built repository (our packages win by
         version); source="archive" installs from Debian's archive alone, for
         the "before" side of an upgrade, from `release` (a suite such as
         trixie-backports, added to apt's sources) when given.
         """
-        return self.check(
-            self.install_command(packages, recommends=recommends, source=source, release=release)
-        )
-
-    def install_command(
-        self,
-        packages: Iterable[str],
-        *,
-        recommends: bool = False,
-        source: str = "local",
-        release: str | None = None,
-    ) -> str:
-        """The shell command `install` runs, for a caller that runs it its own way (in the
-        background, to cut it short)."""
         names = " ".join(packages)
         flag = "" if recommends else "--no-install-recommends"
         if release:
@@ -302,12 +291,17 @@ class DebianContainer(DockerContainer):
             f" && apt-get update -qq -o Dir::Etc::SourceList={LOCAL_SOURCE}"
             " -o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=0 && "
         )
-        return (
+        command = (
             (add_local if source == "local" else "")
             + "DEBIAN_FRONTEND=noninteractive apt-get install -y -q"
             " -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
             f" {flag} {names} 2>&1"
         )
+        if in_background_to:
+            return self.check(
+                f"setsid sh -c {shlex.quote(command)} < /dev/null > {in_background_to} 2>&1 &"
+            )
+        return self.check(command)
 
     def add_archive_suite(self, suite: str) -> None:
         """Add a suite of the archive the image was made from (e.g. trixie-backports)."""
