@@ -251,13 +251,16 @@ def packages_dir() -> Path:
 
 
 def _scenario_and_target(nodeid: str) -> tuple[str, str]:
-    """'tests/x.py::test_a[trixie-systemd-/run]' -> ('test_a[/run]', 'trixie-systemd')."""
+    """'tests/x.py::test_a[trixie-systemd-/run]' -> ('test_a[/run]', 'trixie-systemd'), and
+    'test_b[mail-partition-trixie-sysvinit]' -> ('test_b[mail-partition]', 'trixie-sysvinit'):
+    the target is wherever an init system's name follows a distribution's."""
     name = nodeid.split("::")[-1]
     base, _, params = name.partition("[")
     parts = params.rstrip("]").split("-") if params else []
-    if len(parts) >= 2 and parts[1] in ("systemd", "sysvinit"):
-        rest = "-".join(parts[2:])
-        return (f"{base}[{rest}]" if rest else base), f"{parts[0]}-{parts[1]}"
+    for at in range(len(parts) - 1):
+        if parts[at + 1] in INIT_SYSTEMS:
+            rest = "-".join(parts[:at] + parts[at + 2 :])
+            return (f"{base}[{rest}]" if rest else base), f"{parts[at]}-{parts[at + 1]}"
     return name, "-"  # not a container test
 
 
