@@ -18,9 +18,10 @@ import pytest
 from cyrus_deb.clients import CyrusUsers, provision_users
 from cyrus_deb.containers import DebianContainer, image_for_tests
 from cyrus_deb.disks import Ext4Disk
-from cyrus_deb.engine import docker_client
+from cyrus_deb.engine import docker_client, remove_abandoned
 from cyrus_deb.images import INIT_SYSTEMS
 from cyrus_deb.paths import PACKAGES_DIR, REPO_ROOT
+from cyrus_deb.progress import say
 
 from .behaviour_table import Table, differences, write_table
 
@@ -153,7 +154,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session")
 def docker_engine() -> docker.DockerClient:
-    return docker_client()
+    client = docker_client()
+    for name in remove_abandoned(client):
+        say(f"removed {name}, left behind by a run that was killed")
+    return client
 
 
 class ImagesByTarget(dict[Target, str]):

@@ -1,14 +1,13 @@
 """Every `./cyrus-deb` command README.md shows parses, and each test selection it shows
 reaches pytest as written and selects at least one test."""
 
-import configparser
 import shlex
 import subprocess
 import sys
 
 import pytest
 
-from cyrus_deb.cli import cassandane_as_test, parser, tox_command
+from cyrus_deb.cli import TOX_ENVS, cassandane_as_test, parser, tox_command
 from cyrus_deb.paths import REPO_ROOT
 
 
@@ -20,11 +19,23 @@ def readme_commands() -> list[list[str]]:
     return commands
 
 
+def tox_commands_of(env: str) -> list[str]:
+    """The command line tox resolves for `env`, POSARGS standing where {posargs} goes."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "tox", "config", "-e", env, "-k", "commands", "--", "POSARGS"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(line for line in shown.splitlines() if line.startswith("commands = "))
+    return shlex.split(line.removeprefix("commands = "))
+
+
 def pytest_command_of(env: str, posargs: list[str]) -> list[str]:
-    """The pytest line tox.ini runs for `env`, with {posargs} filled in."""
-    tox = configparser.ConfigParser(interpolation=None)
-    tox.read(REPO_ROOT / "tox.ini")
-    words = shlex.split(tox[f"testenv:{env}"]["commands"].replace("{posargs}", "POSARGS"))
+    """The pytest line tox runs for `env`, with {posargs} filled in; without its JUnit
+    report, which a collection must not overwrite."""
+    words = [word for word in tox_commands_of(env) if not word.startswith("--junitxml=")]
     assert words[0] == "pytest", f"tox env {env} does not run pytest: {words}"
     at = words.index("POSARGS")
     return [sys.executable, "-m", *words[:at], *posargs, *words[at + 1 :]]
@@ -62,3 +73,9 @@ def test_readme_test_selection_reaches_pytest_and_selects_tests(words):
         )
         assert collected.returncode == 0, collected.stdout + collected.stderr
         assert " selected" in collected.stdout or " collected" in collected.stdout, collected
+
+
+@pytest.mark.parametrize("env", [env for env in TOX_ENVS.split(",") if env != "lint"])
+def test_every_test_environment_writes_a_junit_report_of_its_own(env):
+    words = tox_commands_of(env)
+    assert f"--junitxml={REPO_ROOT}/build/reports/junit-{env}.xml" in words

@@ -1,4 +1,5 @@
-"""Build every binary package in a clean trixie container, lint it, index it for apt."""
+"""Build every package with sbuild, as Debian's buildds do; lint and check the result in a
+trixie container; index it for apt."""
 
 import hashlib
 import shutil
@@ -10,25 +11,23 @@ from pathlib import Path
 import docker
 from docker.models.containers import Container
 
-from .engine import docker_client
+from .engine import docker_client, owner_labels
 from .errors import UserError
 from .images import APT_INSTALL, Recipe, base_image, ensure_image
 from .paths import DEBIAN_DIR, PACKAGES_DIR
 from .progress import phase, say
+from .sbuild import BuildUser, build_user, chroot_tarball, sbuild
 from .upstream import SOURCE_PACKAGE, fetch_orig, upstream_version
 
 BUILD_DISTRIBUTION = "trixie"
 PARALLEL_JOBS = 2
-BUILD_ROOT = "/build"
 # What the local repository's Release file names as its Origin and Label: what an apt
 # preference pins (README.Debian, "Our packages and Debian's").
 REPOSITORY_ORIGIN = "cyrus-deb"
 RESULT_PATTERNS = ("*.deb", "*.changes", "*.buildinfo", "*.dsc", "*.debian.tar.xz", "*.orig.tar.xz")
 
-BUILDER_BODY = f"""\
-RUN {APT_INSTALL} build-essential dpkg-dev lintian apt-utils devscripts file
-COPY control /deps/debian/control
-RUN apt-get build-dep -y /deps && apt-get clean
+QA_BODY = f"""\
+RUN {APT_INSTALL} lintian devscripts apt-utils file blhc && apt-get clean
 """
 
 
@@ -39,17 +38,14 @@ class BuildResult:
     lintian_report: Path
 
 
-def builder_image(client: docker.DockerClient) -> str:
-    """Build tools plus the Build-Depends of debian/control, cached by both."""
+def qa_image(client: docker.DockerClient) -> str:
+    """The distribution's own QA tools, to judge what sbuild made."""
     parent = base_image(client, BUILD_DISTRIBUTION)
-    control = (DEBIAN_DIR / "control").read_bytes()
-    return ensure_image(
-        client, Recipe(f"builder-{BUILD_DISTRIBUTION}", parent, BUILDER_BODY, {"control": control})
-    )
+    return ensure_image(client, Recipe(f"qa-{BUILD_DISTRIBUTION}", parent, QA_BODY))
 
 
 def _run(container: Container, script: str, log: Path) -> None:
-    """Run a shell step in the build container, appending its output to the log."""
+    """Run a shell step in the QA container, appending its output to the log."""
     result = container.exec_run(["sh", "-euc", script], demux=False)
     with log.open("ab") as handle:
         handle.write(result.output or b"")
@@ -58,13 +54,23 @@ def _run(container: Container, script: str, log: Path) -> None:
         raise UserError(f"build step failed (exit {result.exit_code}); full log {log}:\n{tail}")
 
 
+def source_package(user: BuildUser, orig: Path, work: Path) -> Path:
+    """The .dsc of the orig tarball with our debian/ on top, made by the build user."""
+    source_dir = work / f"{SOURCE_PACKAGE}-{upstream_version()}"
+    shutil.copy(orig, work)
+    subprocess.run(["tar", "-xf", orig.name], cwd=work, check=True)
+    shutil.copytree(DEBIAN_DIR, source_dir / "debian", symlinks=True)
+    user.give(work)
+    if user.run(["dpkg-source", "--build", source_dir.name], work) != 0:
+        raise UserError(f"dpkg-source --build failed on {DEBIAN_DIR}")
+    return next(work.glob("*.dsc"))
+
+
 def build_packages(output_dir: Path = PACKAGES_DIR, *, check: bool = True) -> BuildResult:
     client = docker_client()
-    version = upstream_version()
+    user = build_user()
     with phase("fetching and verifying the upstream tarball"):
         orig = fetch_orig(output_dir.parent / "orig")
-    with phase("preparing the build image"):
-        image = builder_image(client)
     # Build beside the previous result and swap only on success: a failed
     # build leaves the last good packages (and their apt index) in place.
     staging = output_dir.with_name(output_dir.name + ".new")
@@ -72,40 +78,34 @@ def build_packages(output_dir: Path = PACKAGES_DIR, *, check: bool = True) -> Bu
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     log = staging / "build.log"
-    options = f"parallel={PARALLEL_JOBS}" + ("" if check else " nocheck")
-    source_dir = f"{BUILD_ROOT}/{SOURCE_PACKAGE}-{version}"
+    with tempfile.TemporaryDirectory(prefix="build-", dir=user.home) as scratch:
+        work = Path(scratch)
+        with phase("making the source package"):
+            dsc = source_package(user, orig, work)
+        with phase(f"preparing the {BUILD_DISTRIBUTION} sbuild chroot"):
+            chroot = chroot_tarball(user, BUILD_DISTRIBUTION)
+        profile = "" if check else ", profile nocheck"
+        with phase(f"sbuild (unshare, {PARALLEL_JOBS} jobs{profile})"):
+            results = sbuild(user, dsc, chroot, jobs=PARALLEL_JOBS, check=check, log=log)
+        for pattern in RESULT_PATTERNS:
+            for path in results.glob(pattern):
+                shutil.copy(path, staging)
+    with phase("preparing the QA image"):
+        image = qa_image(client)
     container = client.containers.run(
         image,
         ["sleep", "infinity"],
         detach=True,
         remove=True,
-        volumes={
-            str(DEBIAN_DIR): {"bind": "/debian", "mode": "ro"},
-            str(orig.parent): {"bind": "/orig", "mode": "ro"},
-            str(staging): {"bind": "/out", "mode": "rw"},
-        },
-        environment={"DEB_BUILD_OPTIONS": options, "LC_ALL": "C.UTF-8"},
+        volumes={str(staging): {"bind": "/out", "mode": "rw"}},
+        environment={"LC_ALL": "C.UTF-8"},
+        labels=owner_labels(),
     )
     try:
-        with phase("unpacking the source"):
-            _run(
-                container,
-                f"""
-                mkdir -p {BUILD_ROOT} && cd {BUILD_ROOT}
-                cp /orig/{orig.name} .
-                tar -xf {orig.name}
-                cp -a /debian {source_dir}/debian
-            """,
-                log,
-            )
-        with phase(f"dpkg-buildpackage (DEB_BUILD_OPTIONS={options})"):
-            _run(container, f"cd {source_dir} && dpkg-buildpackage -us -uc 2>&1", log)
         with phase("indexing the local apt repository"):
             _run(
                 container,
                 f"""
-                cd {BUILD_ROOT}
-                cp {" ".join(RESULT_PATTERNS)} /out/
                 cd /out
                 apt-ftparchive packages . > Packages
                 gzip -9nk Packages
@@ -124,6 +124,9 @@ def build_packages(output_dir: Path = PACKAGES_DIR, *, check: bool = True) -> Bu
             """,
                 log,
             )
+        with phase("blhc (compiler flags in the build log)"):
+            # blhc.txt is judged by tests/unit/test_built_packages.py.
+            _run(container, "blhc --all --debian /out/build.log > /out/blhc.txt 2>&1 || true", log)
         with phase("hardening-check"):
             # The report is judged by tests/unit/test_built_packages.py.
             _run(

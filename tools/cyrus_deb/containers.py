@@ -24,6 +24,7 @@ from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 
 from .disks import Ext4Disk, FsckVerdict
+from .engine import owner_labels
 from .images import APT_INSTALL, Recipe, ensure_image, flavour_image
 
 # Ryuk, testcontainers' reaper, is an image that cannot be pulled here; the
@@ -133,6 +134,7 @@ class DebianContainer(DockerContainer):
                 stop_signal="SIGRTMIN+3",
                 entrypoint=SYSTEMD_ENTRYPOINT,
                 sysctls=sysctls,
+                labels=owner_labels(),
             )
         else:
             self.with_kwargs(
@@ -140,6 +142,7 @@ class DebianContainer(DockerContainer):
                 stop_signal="SIGINT",
                 sysctls=sysctls,
                 ulimits=[SYSVINIT_NOFILE],
+                labels=owner_labels(),
             )
 
     def port(self, container_port: int) -> int:
@@ -382,7 +385,8 @@ def private_network(
 ) -> Iterator[None]:
     """Join the machines to a bridge network of their own, each reachable from the others
     by its name in `machines`; the network is removed afterwards, whatever happened."""
-    network = client.networks.create(f"cyrus-test-{uuid.uuid4().hex[:12]}", driver="bridge")
+    name = f"cyrus-test-{uuid.uuid4().hex[:12]}"
+    network = client.networks.create(name, driver="bridge", labels=owner_labels())
     try:
         for name, machine in machines.items():
             network.connect(machine.get_wrapped_container(), aliases=[name])

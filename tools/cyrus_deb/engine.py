@@ -1,5 +1,6 @@
 """Reach the Docker engine, starting Debian's dockerd when it is installed but not running."""
 
+import os
 import shutil
 import subprocess
 import time
@@ -51,3 +52,37 @@ def docker_client() -> docker.DockerClient:
             return client
         time.sleep(0.5)
     raise UserError(f"dockerd did not answer within {START_TIMEOUT_S} s; its log is {DOCKERD_LOG}.")
+
+
+# Every container and network of ours carries the pid of the process that made it, so
+# that a later run can remove what a killed one left behind: testcontainers' reaper,
+# Ryuk, would do it, but its image cannot be pulled here.
+OWNER_LABEL = "cyrus-deb.owner-pid"
+
+
+def owner_labels() -> dict[str, str]:
+    return {OWNER_LABEL: str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, and someone else's
+        return True
+    return True
+
+
+def remove_abandoned(client: docker.DockerClient) -> list[str]:
+    """Remove the containers, then the networks, whose making process is gone; their names."""
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
+        if not _alive(int(container.labels[OWNER_LABEL])):
+            container.remove(force=True)
+            removed.append(container.name)
+    for network in client.networks.list(filters={"label": OWNER_LABEL}):
+        if not _alive(int(network.attrs["Labels"][OWNER_LABEL])):
+            network.remove()
+            removed.append(network.name)
+    return removed

@@ -53,12 +53,13 @@ CMD ["/sbin/init"]
 }
 
 
-def _digest(*parts: bytes | str) -> str:
-    digest = hashlib.sha256()
+def digest(*parts: bytes | str) -> str:
+    """A short hash of the parts, for tags and cache names that change with their recipe."""
+    hasher = hashlib.sha256()
     for part in parts:
-        digest.update(part.encode() if isinstance(part, str) else part)
-        digest.update(b"\0")
-    return digest.hexdigest()[:12]
+        hasher.update(part.encode() if isinstance(part, str) else part)
+        hasher.update(b"\0")
+    return hasher.hexdigest()[:12]
 
 
 def image_exists(client: docker.DockerClient, tag: str) -> bool:
@@ -72,7 +73,7 @@ def image_exists(client: docker.DockerClient, tag: str) -> bool:
 def base_image(client: docker.DockerClient, distribution: str) -> str:
     """A minbase image of the distribution, made with mmdebstrap and docker import."""
     mirror = host_mirror()
-    tag = f"cyrus-deb/base-{distribution}:{_digest('minbase', distribution, mirror)}"
+    tag = f"cyrus-deb/base-{distribution}:{digest('minbase', distribution, mirror)}"
     if image_exists(client, tag):
         return tag
     mmdebstrap = shutil.which("mmdebstrap")
@@ -113,7 +114,7 @@ class Recipe:
     def tag(self) -> str:
         parts = [self.dockerfile, *(f"{n}\0" for n in sorted(self.files))]
         parts += [self.files[n] for n in sorted(self.files)]
-        return f"cyrus-deb/{self.name}:{_digest(*parts)}"
+        return f"cyrus-deb/{self.name}:{digest(*parts)}"
 
 
 def _context(recipe: Recipe) -> io.BytesIO:
