@@ -18,6 +18,7 @@ from cyrus_deb.containers import DebianContainer
 from cyrus_deb.paths import REPO_ROOT
 
 from ..conftest import DISTRIBUTION, REPORTS, Target, boot
+from ..debian_control import binary_packages
 
 pytestmark = [pytest.mark.dep8, pytest.mark.slow]
 
@@ -54,11 +55,6 @@ class Dep8Test:
     name: str
     depends: tuple[str, ...]
     restrictions: frozenset[str]
-
-
-def binary_packages() -> list[str]:
-    with open(DEBIAN / "control") as control:
-        return [p["Package"] for p in Deb822.iter_paragraphs(control) if "Package" in p]
 
 
 def dep8_tests() -> list[Dep8Test]:

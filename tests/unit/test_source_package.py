@@ -15,6 +15,8 @@ from debian.debian_support import Version
 from cyrus_deb.paths import DEBIAN_DIR, cache_dir
 from cyrus_deb.upstream import orig_name, upstream_version
 
+from ..debian_control import binary_packages, control_stanzas
+
 EXPECTED_PACKAGES = {
     "cyrus-common",
     "cyrus-imapd",
@@ -38,17 +40,8 @@ MAINTAINER_SCRIPTS = sorted(
 )
 
 
-def control_stanzas() -> list[Deb822]:
-    with (DEBIAN_DIR / "control").open() as handle:
-        return list(Deb822.iter_paragraphs(handle))
-
-
-def binary_packages() -> set[str]:
-    return {stanza["Package"] for stanza in control_stanzas()[1:]}
-
-
 def test_control_declares_exactly_the_expected_binary_packages():
-    assert binary_packages() == EXPECTED_PACKAGES
+    assert set(binary_packages()) == EXPECTED_PACKAGES
 
 
 def test_source_uses_debhelper_compat_13_and_sysusers():

@@ -7,6 +7,7 @@ import pytest
 from cyrus_deb.bench import plot, render, verdict
 from cyrus_deb.errors import UserError
 from cyrus_deb.mirror import host_mirror
+from cyrus_deb.sbuild import build_user
 from cyrus_deb.upstream import orig_name, pinned_sha256, sha256_of, upstream_version
 
 
@@ -39,6 +40,15 @@ def test_third_party_repositories_are_not_taken_for_a_debian_mirror(apt_dir):
     )
     with pytest.raises(UserError, match="No Debian mirror"):
         host_mirror(apt_dir)
+
+
+def test_a_build_user_without_subordinate_ids_is_refused_with_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr("cyrus_deb.sbuild.BUILD_USER", "root")  # a user every machine has
+    id_files = (tmp_path / "subuid", tmp_path / "subgid")
+    for path in id_files:
+        path.write_text("someone-else:100000:65536\n")
+    with pytest.raises(UserError, match=r"no range in .*subuid(.|\n)*usermod --add-subuids"):
+        build_user(id_files)
 
 
 def test_the_changelog_names_the_pinned_upstream_tarball():

@@ -16,7 +16,7 @@ from .paths import PACKAGES_DIR, REPO_ROOT
 from .progress import phase, say
 from .upstream import fetch_orig
 
-TOX_ENVS = "lint,unit,integration,upgrade,faults,dep8"
+TOX_ENVS = "lint,unit,integration,upgrade,faults,dep8,piuparts"
 
 
 def _fetch_orig(args: argparse.Namespace) -> int:

@@ -11,7 +11,6 @@ import io
 import shutil
 import subprocess
 import tarfile
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from docker.errors import BuildError, ImageNotFound
 
 from .errors import UserError
 from .mirror import host_mirror
+from .paths import cache_dir
 from .progress import phase
 
 DISTRIBUTIONS = ("bookworm", "trixie")
@@ -70,29 +70,40 @@ def image_exists(client: docker.DockerClient, tag: str) -> bool:
     return True
 
 
-def base_image(client: docker.DockerClient, distribution: str) -> str:
-    """A minbase image of the distribution, made with mmdebstrap and docker import."""
+def minbase_tarball(distribution: str) -> Path:
+    """A minbase system of the distribution as mmdebstrap makes it from the host's mirror,
+    kept in the machine's cache: the root of our images and of piuparts' chroots."""
     mirror = host_mirror()
-    tag = f"cyrus-deb/base-{distribution}:{digest('minbase', distribution, mirror)}"
-    if image_exists(client, tag):
-        return tag
+    directory = cache_dir() / "tarballs"
+    tarball = directory / f"{distribution}-minbase-{digest('minbase', distribution, mirror)}.tar"
+    if tarball.exists():
+        return tarball
     mmdebstrap = shutil.which("mmdebstrap")
     if mmdebstrap is None:
         raise UserError("mmdebstrap is not installed: apt-get install mmdebstrap")
-    with (
-        phase(f"making the {distribution} base image with mmdebstrap"),
-        tempfile.TemporaryDirectory(prefix="cyrus-deb-base-") as scratch,
-    ):
-        tarball = Path(scratch) / f"{distribution}.tar"
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / f"{distribution}-minbase.partial"
+    with phase(f"making a {distribution} minbase system with mmdebstrap"):
         result = subprocess.run(
-            [mmdebstrap, "--quiet", "--variant=minbase", distribution, str(tarball), mirror],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+            [mmdebstrap, "--quiet", "--variant=minbase", "--format=tar",
+             distribution, str(partial), mirror],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
         if result.returncode != 0:
+            partial.unlink(missing_ok=True)
             raise UserError(f"mmdebstrap {distribution} failed:\n{result.stderr[-4000:]}")
-        repository, _, version = tag.partition(":")
+        for stale in directory.glob(f"{distribution}-minbase-*.tar"):
+            stale.unlink()
+        partial.rename(tarball)
+    return tarball
+
+
+def base_image(client: docker.DockerClient, distribution: str) -> str:
+    """A minbase image of the distribution, imported from mmdebstrap's tarball."""
+    tarball = minbase_tarball(distribution)
+    repository, version = f"cyrus-deb/base-{distribution}", tarball.stem.rsplit("-", 1)[1]
+    tag = f"{repository}:{version}"
+    if not image_exists(client, tag):
         client.api.import_image_from_file(str(tarball), repository=repository, tag=version)
     return tag
 

@@ -40,7 +40,7 @@ class BuildUser:
             os.lchown(entry, self.uid, self.gid)
 
 
-def build_user() -> BuildUser:
+def build_user(id_files: tuple[Path, ...] = SUBORDINATE_ID_FILES) -> BuildUser:
     """The unprivileged account sbuild runs as; explains how to make it when missing."""
     name = BUILD_USER if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
     try:
@@ -50,7 +50,7 @@ def build_user() -> BuildUser:
             f"the build user {name} does not exist: run ./cyrus-deb as root once, or\n"
             f"  useradd --create-home --home-dir /var/lib/{name} --shell /usr/sbin/nologin {name}"
         ) from None
-    for path in SUBORDINATE_ID_FILES:
+    for path in id_files:
         lines = path.read_text().splitlines() if path.exists() else []
         if not any(line.split(":")[0] in (name, str(entry.pw_uid)) for line in lines):
             raise UserError(

@@ -1,0 +1,15 @@
+"""What debian/control declares, read with python-debian."""
+
+from debian.deb822 import Deb822
+
+from cyrus_deb.paths import DEBIAN_DIR
+
+
+def control_stanzas() -> list[Deb822]:
+    with (DEBIAN_DIR / "control").open() as handle:
+        return list(Deb822.iter_paragraphs(handle))
+
+
+def binary_packages() -> list[str]:
+    """Every binary package of the source, in debian/control's order."""
+    return [stanza["Package"] for stanza in control_stanzas()[1:]]

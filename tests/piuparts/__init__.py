@@ -1,0 +1,1 @@
+"""piuparts on every binary package."""

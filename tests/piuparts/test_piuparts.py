@@ -1,0 +1,131 @@
+"""piuparts, as piuparts.debian.org runs it, on every binary package we build: each one
+installed alone on a clean trixie system and purged, with nothing left behind (files,
+processes, broken links, changed files of other packages); and Debian 13's own packages
+upgraded to ours and purged.
+
+piuparts makes a chroot of its own from a minbase tarball and mounts /proc and /dev/pts in
+it: it runs in a trixie container with CAP_SYS_ADMIN, the capability our systemd machines
+get. (piuparts 1.6, trixie's, does not install on Debian 12; its --docker-image mode needs an
+overlay2 engine.) Each run's log is kept in build/reports/piuparts/."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cyrus_deb.engine import owner_labels
+from cyrus_deb.images import APT_INSTALL, Recipe, base_image, ensure_image, minbase_tarball
+from cyrus_deb.mirror import host_mirror
+
+from ..conftest import DISTRIBUTION, REPORTS
+from ..debian_control import binary_packages
+
+pytestmark = [pytest.mark.piuparts, pytest.mark.slow]
+
+PACKAGES = "/srv/packages"
+BASE_TARBALL = "/srv/base.tar"
+RUN_TIMEOUT_S = 900
+# Made by systemd's tmpfiles when systemd, which cyrus-common depends on, is set up:
+# piuparts' install-and-purge test recognises each from systemd's own snippets (its log
+# says IGNORED PATH), its upgrade test does not. None is ours.
+MADE_BY_SYSTEMD = (
+    "/root/.ssh/",
+    "/var/cache/private/",
+    "/var/lib/private/",
+    "/var/log/private/",
+    "/etc/default/locale",
+    "/etc/vconsole.conf",
+)
+
+
+@dataclass(frozen=True)
+class PiupartsRun:
+    exit_code: int
+    log: Path
+
+    def says(self, verdict: str) -> bool:
+        return f"PASS: {verdict}" in self.log.read_text(errors="replace")
+
+    def findings(self) -> str:
+        """What piuparts reported as failing, with the lines that say what."""
+        lines = self.log.read_text(errors="replace").splitlines()
+        first = next((i for i, line in enumerate(lines) if "FAIL:" in line), len(lines) - 40)
+        return "\n".join(lines[first : first + 60])
+
+
+@pytest.fixture(scope="session")
+def piuparts_image(docker_engine) -> str:
+    parent = base_image(docker_engine, DISTRIBUTION)
+    body = f"RUN {APT_INSTALL} piuparts && apt-get clean\n"
+    return ensure_image(docker_engine, Recipe(f"piuparts-{DISTRIBUTION}", parent, body))
+
+
+@pytest.fixture(scope="session")
+def piuparts(docker_engine, piuparts_image, packages_dir):
+    tarball = minbase_tarball(DISTRIBUTION)
+    mirror = host_mirror()
+
+    def run(name: str, arguments: list[str]) -> PiupartsRun:
+        container = docker_engine.containers.run(
+            piuparts_image,
+            [
+                "piuparts",
+                f"--basetgz={BASE_TARBALL}",
+                f"--distribution={DISTRIBUTION}",
+                f"--mirror={mirror}",
+                *arguments,
+            ],
+            detach=True,
+            cap_add=["SYS_ADMIN"],
+            volumes={
+                str(packages_dir): {"bind": PACKAGES, "mode": "ro"},
+                str(tarball): {"bind": BASE_TARBALL, "mode": "ro"},
+            },
+            labels=owner_labels(),
+        )
+        try:
+            exit_code = container.wait(timeout=RUN_TIMEOUT_S)["StatusCode"]
+            log = REPORTS / "piuparts" / f"{name}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_bytes(container.logs())
+        finally:
+            container.remove(force=True)
+        return PiupartsRun(exit_code, log)
+
+    return run
+
+
+@pytest.mark.parametrize("package", binary_packages())
+def test_piuparts_installs_the_package_alone_and_purges_it_leaving_nothing(piuparts, package):
+    result = piuparts(
+        f"install-purge-{package}",
+        [
+            f"--bindmount={PACKAGES}",
+            f"--extra-repo=deb [trusted=yes] file://{PACKAGES} ./",
+            "--apt",
+            package,
+        ],
+    )
+    assert result.exit_code == 0, result.findings()
+    assert result.says("Installation and purging test.")
+
+
+def test_piuparts_upgrades_debian_13s_packages_to_ours_and_purges_them_leaving_nothing(
+    piuparts, packages_dir
+):
+    ours = sorted(
+        f"{PACKAGES}/{deb.name}"
+        for deb in packages_dir.glob("*.deb")
+        if deb.name.split("_")[0] in binary_packages()
+    )
+    assert len(ours) == len(binary_packages())
+    result = piuparts(
+        "upgrade-from-trixie",
+        [
+            "--no-install-purge-test",
+            *(f"--ignore={path}" for path in MADE_BY_SYSTEMD),
+            *ours,
+        ],
+    )
+    assert result.exit_code == 0, result.findings()
+    assert result.says("Installation, upgrade and purging tests.")
