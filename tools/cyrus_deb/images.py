@@ -70,32 +70,37 @@ def image_exists(client: docker.DockerClient, tag: str) -> bool:
     return True
 
 
-def minbase_tarball(distribution: str) -> Path:
-    """A minbase system of the distribution as mmdebstrap makes it from the host's mirror,
-    kept in the machine's cache: the root of our images and of piuparts' chroots."""
+def mmdebstrap_tarball(directory: Path, distribution: str, variant: str, *options: str) -> Path:
+    """A system of the distribution as mmdebstrap makes it from the host's mirror, kept in
+    `directory` under a name that changes with the recipe; older ones of it go."""
     mirror = host_mirror()
-    directory = cache_dir() / "tarballs"
-    tarball = directory / f"{distribution}-minbase-{digest('minbase', distribution, mirror)}.tar"
+    stem = f"{distribution}-{variant}"
+    tarball = directory / f"{stem}-{digest(variant, distribution, mirror, *options)}.tar"
     if tarball.exists():
         return tarball
     mmdebstrap = shutil.which("mmdebstrap")
     if mmdebstrap is None:
         raise UserError("mmdebstrap is not installed: apt-get install mmdebstrap")
     directory.mkdir(parents=True, exist_ok=True)
-    partial = directory / f"{distribution}-minbase.partial"
-    with phase(f"making a {distribution} minbase system with mmdebstrap"):
+    partial = directory / f"{stem}.partial"
+    with phase(f"making a {distribution} {variant} system with mmdebstrap"):
         result = subprocess.run(
-            [mmdebstrap, "--quiet", "--variant=minbase", "--format=tar",
+            [mmdebstrap, "--quiet", f"--variant={variant}", "--format=tar", *options,
              distribution, str(partial), mirror],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if result.returncode != 0:
             partial.unlink(missing_ok=True)
             raise UserError(f"mmdebstrap {distribution} failed:\n{result.stderr[-4000:]}")
-        for stale in directory.glob(f"{distribution}-minbase-*.tar"):
+        for stale in directory.glob(f"{stem}-*.tar"):
             stale.unlink()
         partial.rename(tarball)
     return tarball
+
+
+def minbase_tarball(distribution: str) -> Path:
+    """The root of our images and of piuparts' chroots, in the machine's cache."""
+    return mmdebstrap_tarball(cache_dir() / "tarballs", distribution, "minbase")
 
 
 def base_image(client: docker.DockerClient, distribution: str) -> str:

@@ -10,14 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
-from .images import digest
-from .mirror import host_mirror
-from .progress import phase
+from .images import mmdebstrap_tarball
 
 # Made by ./cyrus-deb (the bootstrap) on first use, with subordinate ids of its own.
 BUILD_USER = "cyrus-deb-build"
 SUBORDINATE_ID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
-ARCHITECTURE = "amd64"
 EMPTY: Mapping[str, str] = {}
 
 
@@ -71,28 +68,10 @@ class Chroot:
 
 
 def chroot_tarball(user: BuildUser, distribution: str) -> Chroot:
-    """A buildd-variant chroot of the distribution, from the host's mirror, made once."""
-    mirror = host_mirror()
+    """A buildd-variant chroot of the distribution, made once, in sbuild's own place."""
     directory = user.home / ".cache" / "sbuild"
-    stem = f"{distribution}-{ARCHITECTURE}"
-    tarball = directory / f"{stem}-{digest('buildd', distribution, mirror)}.tar"
-    if tarball.exists():
-        return Chroot(distribution, tarball)
-    directory.mkdir(parents=True, exist_ok=True)
-    partial = directory / f"{stem}.partial"
-    with phase(f"making the {distribution} sbuild chroot with mmdebstrap"):
-        # Device nodes cannot be made in a user namespace; sbuild binds the host's.
-        result = subprocess.run(
-            ["mmdebstrap", "--quiet", "--variant=buildd", "--skip=output/dev", "--format=tar",
-             distribution, str(partial), mirror],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if result.returncode != 0:
-            partial.unlink(missing_ok=True)
-            raise UserError(f"mmdebstrap {distribution} failed:\n{result.stderr[-4000:]}")
-        for stale in directory.glob(f"{stem}-*.tar"):
-            stale.unlink()
-        partial.rename(tarball)
+    # Device nodes cannot be made in a user namespace; sbuild binds the host's.
+    tarball = mmdebstrap_tarball(directory, distribution, "buildd", "--skip=output/dev")
     user.give(directory)
     return Chroot(distribution, tarball)
 
