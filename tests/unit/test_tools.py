@@ -1,13 +1,14 @@
 """The tools' own logic: mirror discovery, the upstream tarball pin, the bench table."""
 
 import hashlib
+import os
 
 import pytest
 
 from cyrus_deb.bench import plot, render, verdict
 from cyrus_deb.errors import UserError
 from cyrus_deb.mirror import host_mirror
-from cyrus_deb.sbuild import build_user
+from cyrus_deb.sbuild import BuildUser, build_user
 from cyrus_deb.upstream import orig_name, pinned_sha256, sha256_of, upstream_version
 
 
@@ -49,6 +50,21 @@ def test_a_build_user_without_subordinate_ids_is_refused_with_what_to_do(tmp_pat
         path.write_text("someone-else:100000:65536\n")
     with pytest.raises(UserError, match=r"no range in .*subuid(.|\n)*usermod --add-subuids"):
         build_user(id_files)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files away")
+def test_giving_a_tree_to_the_build_user_changes_its_links_and_not_their_targets(tmp_path):
+    tree, elsewhere = tmp_path / "tree", tmp_path / "elsewhere"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "file").write_text("in the tree")
+    elsewhere.mkdir()
+    (elsewhere / "target").write_text("not the build user's")
+    (tree / "link").symlink_to(elsewhere)
+    BuildUser("nobody", 65534, 65534, tree).give(tree)
+    assert (tree / "sub" / "file").stat().st_uid == 65534
+    assert (tree / "link").lstat().st_uid == 65534
+    assert (elsewhere / "target").stat().st_uid == 0
+    assert elsewhere.stat().st_uid == 0
 
 
 def test_the_changelog_names_the_pinned_upstream_tarball():
