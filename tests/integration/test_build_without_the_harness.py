@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from cyrus_deb.engine import owner_labels
+from cyrus_deb.engine import run_to_completion
 from cyrus_deb.images import base_image
 from cyrus_deb.paths import REPO_ROOT
 
@@ -33,20 +33,16 @@ def test_plain_dpkg_buildpackage_as_readme_shows_builds_every_package(docker_eng
     commands = readme_block_after("Then plain `dpkg-buildpackage`")
     assert "dpkg-buildpackage" in commands
     assert (REPO_ROOT / "build" / "orig").is_dir(), "README's ./cyrus-deb fetch-orig has not run"
-    container = docker_engine.containers.run(
+    finished = run_to_completion(
+        docker_engine,
         base_image(docker_engine, "trixie"),
         ["sh", "-euxc", f"{PREREQUISITE}\n{commands}\nls /tmp/build-area"],
-        detach=True,
+        timeout_s=BUILD_TIMEOUT_S,
         working_dir=REPO,
         environment={"DEBIAN_FRONTEND": "noninteractive"},
         volumes={str(REPO_ROOT): {"bind": REPO, "mode": "ro"}},
-        labels=owner_labels(),
     )
-    try:
-        exit_code = container.wait(timeout=BUILD_TIMEOUT_S)["StatusCode"]
-        output = container.logs().decode(errors="replace")
-    finally:
-        container.remove(force=True)
-    assert exit_code == 0, output[-6000:]
-    built = {line.split("_")[0] for line in output.splitlines() if line.endswith(".deb")}
-    assert built >= set(binary_packages()), output[-3000:]
+    assert finished.exit_code == 0, finished.output[-6000:]
+    lines = finished.output.splitlines()
+    built = {line.split("_")[0] for line in lines if line.endswith(".deb")}
+    assert built >= set(binary_packages()), finished.output[-3000:]

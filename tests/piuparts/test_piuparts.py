@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cyrus_deb.engine import owner_labels
+from cyrus_deb.engine import run_to_completion
 from cyrus_deb.images import APT_INSTALL, Recipe, base_image, ensure_image, minbase_tarball
 from cyrus_deb.mirror import host_mirror
 
@@ -66,7 +66,8 @@ def piuparts(docker_engine, piuparts_image, packages_dir):
     mirror = host_mirror()
 
     def run(name: str, arguments: list[str]) -> PiupartsRun:
-        container = docker_engine.containers.run(
+        finished = run_to_completion(
+            docker_engine,
             piuparts_image,
             [
                 "piuparts",
@@ -75,22 +76,17 @@ def piuparts(docker_engine, piuparts_image, packages_dir):
                 f"--mirror={mirror}",
                 *arguments,
             ],
-            detach=True,
+            timeout_s=RUN_TIMEOUT_S,
             cap_add=["SYS_ADMIN"],
             volumes={
                 str(packages_dir): {"bind": PACKAGES, "mode": "ro"},
                 str(tarball): {"bind": BASE_TARBALL, "mode": "ro"},
             },
-            labels=owner_labels(),
         )
-        try:
-            exit_code = container.wait(timeout=RUN_TIMEOUT_S)["StatusCode"]
-            log = REPORTS / "piuparts" / f"{name}.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            log.write_bytes(container.logs())
-        finally:
-            container.remove(force=True)
-        return PiupartsRun(exit_code, log)
+        log = REPORTS / "piuparts" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(finished.output)
+        return PiupartsRun(finished.exit_code, log)
 
     return run
 
@@ -113,12 +109,13 @@ def test_piuparts_installs_the_package_alone_and_purges_it_leaving_nothing(piupa
 def test_piuparts_upgrades_debian_13s_packages_to_ours_and_purges_them_leaving_nothing(
     piuparts, packages_dir
 ):
+    packages = set(binary_packages())
     ours = sorted(
         f"{PACKAGES}/{deb.name}"
         for deb in packages_dir.glob("*.deb")
-        if deb.name.split("_")[0] in binary_packages()
+        if deb.name.split("_")[0] in packages
     )
-    assert len(ours) == len(binary_packages())
+    assert len(ours) == len(packages)
     result = piuparts(
         "upgrade-from-trixie",
         [

@@ -385,8 +385,9 @@ def private_network(
 ) -> Iterator[None]:
     """Join the machines to a bridge network of their own, each reachable from the others
     by its name in `machines`; the network is removed afterwards, whatever happened."""
-    name = f"cyrus-test-{uuid.uuid4().hex[:12]}"
-    network = client.networks.create(name, driver="bridge", labels=owner_labels())
+    network = client.networks.create(
+        f"cyrus-test-{uuid.uuid4().hex[:12]}", driver="bridge", labels=owner_labels()
+    )
     try:
         for name, machine in machines.items():
             network.connect(machine.get_wrapped_container(), aliases=[name])

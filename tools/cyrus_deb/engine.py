@@ -4,7 +4,9 @@ import os
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 from docker.errors import DockerException
@@ -86,3 +88,21 @@ def remove_abandoned(client: docker.DockerClient) -> list[str]:
             network.remove()
             removed.append(network.name)
     return removed
+
+
+@dataclass(frozen=True)
+class Finished:
+    exit_code: int
+    output: str
+
+
+def run_to_completion(
+    client: docker.DockerClient, image: str, command: list[str], *, timeout_s: int, **options: Any
+) -> Finished:
+    """Run a container of ours until its command ends, then remove it; what it printed."""
+    container = client.containers.run(image, command, detach=True, labels=owner_labels(), **options)
+    try:
+        exit_code = container.wait(timeout=timeout_s)["StatusCode"]
+        return Finished(exit_code, container.logs().decode(errors="replace"))
+    finally:
+        container.remove(force=True)

@@ -53,13 +53,12 @@ CMD ["/sbin/init"]
 }
 
 
-def digest(*parts: bytes | str) -> str:
-    """A short hash of the parts, for tags and cache names that change with their recipe."""
-    hasher = hashlib.sha256()
+def _digest(*parts: bytes | str) -> str:
+    digest = hashlib.sha256()
     for part in parts:
-        hasher.update(part.encode() if isinstance(part, str) else part)
-        hasher.update(b"\0")
-    return hasher.hexdigest()[:12]
+        digest.update(part.encode() if isinstance(part, str) else part)
+        digest.update(b"\0")
+    return digest.hexdigest()[:12]
 
 
 def image_exists(client: docker.DockerClient, tag: str) -> bool:
@@ -75,7 +74,7 @@ def mmdebstrap_tarball(directory: Path, distribution: str, variant: str, *option
     `directory` under a name that changes with the recipe; older ones of it go."""
     mirror = host_mirror()
     stem = f"{distribution}-{variant}"
-    tarball = directory / f"{stem}-{digest(variant, distribution, mirror, *options)}.tar"
+    tarball = directory / f"{stem}-{_digest(variant, distribution, mirror, *options)}.tar"
     if tarball.exists():
         return tarball
     mmdebstrap = shutil.which("mmdebstrap")
@@ -130,7 +129,7 @@ class Recipe:
     def tag(self) -> str:
         parts = [self.dockerfile, *(f"{n}\0" for n in sorted(self.files))]
         parts += [self.files[n] for n in sorted(self.files)]
-        return f"cyrus-deb/{self.name}:{digest(*parts)}"
+        return f"cyrus-deb/{self.name}:{_digest(*parts)}"
 
 
 def _context(recipe: Recipe) -> io.BytesIO:
