@@ -99,6 +99,22 @@ def test_every_files_pattern_of_debian_copyright_names_files_of_the_orig_tarball
     assert unmatched == []
 
 
+def test_the_orig_tarball_holds_nothing_that_files_excluded_removes():
+    """Debian's orig is already the repack that debian/copyright and README.source describe."""
+    with (DEBIAN_DIR / "copyright").open() as handle:
+        excluded = Copyright(handle).header.files_excluded
+    assert excluded, "debian/copyright lists no Files-Excluded"
+    members = orig_members()
+    still_there = [
+        member
+        for member in members
+        for pattern in excluded
+        if fnmatch.fnmatchcase(member, pattern) or fnmatch.fnmatchcase(member, pattern + "/*")
+    ]
+    assert still_there == []
+    assert any(m.startswith("docsrc/exts/sphinxlocal/") for m in members)
+
+
 def test_every_licence_debian_copyright_names_has_its_text():
     with (DEBIAN_DIR / "copyright").open() as handle:
         copyright_file = Copyright(handle)
