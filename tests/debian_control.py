@@ -1,5 +1,6 @@
-"""What debian/control declares, read with python-debian."""
+"""What debian/control and debian/changelog declare, read with python-debian."""
 
+from debian.changelog import Changelog
 from debian.deb822 import Deb822
 
 from cyrus_deb.paths import DEBIAN_DIR
@@ -13,3 +14,9 @@ def control_stanzas() -> list[Deb822]:
 def binary_packages() -> list[str]:
     """Every binary package of the source, in debian/control's order."""
     return [stanza["Package"] for stanza in control_stanzas()[1:]]
+
+
+def package_version() -> str:
+    """The version debian/changelog gives the packages we build."""
+    with (DEBIAN_DIR / "changelog").open() as handle:
+        return str(Changelog(handle, max_blocks=1).version)

@@ -1,7 +1,7 @@
 """piuparts, as piuparts.debian.org runs it, on every binary package we build: each one
 installed alone on a clean trixie system and purged, with nothing left behind (files,
-processes, broken links, changed files of other packages); and Debian 13's own packages
-upgraded to ours and purged.
+processes, broken links, changed files of other packages); and Debian 13's own packages, and
+those of trixie-backports, upgraded to ours and purged.
 
 piuparts makes a chroot of its own from a minbase tarball and mounts /proc and /dev/pts in
 it: it runs in a trixie container with CAP_SYS_ADMIN, the capability our systemd machines
@@ -18,12 +18,17 @@ from cyrus_deb.images import APT_INSTALL, Recipe, base_image, ensure_image, minb
 from cyrus_deb.mirror import host_mirror
 
 from ..conftest import DISTRIBUTION, REPORTS
-from ..debian_control import binary_packages
+from ..debian_control import binary_packages, package_version
 
 pytestmark = [pytest.mark.piuparts, pytest.mark.slow]
 
 PACKAGES = "/srv/packages"
 BASE_TARBALL = "/srv/base.tar"
+SCRIPTS = "/srv/scripts"
+BACKPORTS = f"{DISTRIBUTION}-backports"
+# Debian's backport of 3.12, which its users upgrade from: every package we build exists
+# there (apt-get source --print-uris cyrus-imapd/trixie-backports).
+BACKPORT_VERSION = "3.12.3-1~bpo13+1"
 RUN_TIMEOUT_S = 900
 # Made by systemd's tmpfiles when systemd, which cyrus-common depends on, is set up:
 # piuparts' install-and-purge test recognises each from systemd's own snippets (its log
@@ -65,7 +70,14 @@ def piuparts(docker_engine, piuparts_image, packages_dir):
     tarball = minbase_tarball(DISTRIBUTION)
     mirror = host_mirror()
 
-    def run(name: str, arguments: list[str]) -> PiupartsRun:
+    def run(name: str, arguments: list[str], scripts: Path | None = None) -> PiupartsRun:
+        volumes = {
+            str(packages_dir): {"bind": PACKAGES, "mode": "ro"},
+            str(tarball): {"bind": BASE_TARBALL, "mode": "ro"},
+        }
+        if scripts is not None:
+            volumes[str(scripts)] = {"bind": SCRIPTS, "mode": "ro"}
+            arguments = [f"--scriptsdir={SCRIPTS}", *arguments]
         finished = run_to_completion(
             docker_engine,
             piuparts_image,
@@ -78,10 +90,7 @@ def piuparts(docker_engine, piuparts_image, packages_dir):
             ],
             timeout_s=RUN_TIMEOUT_S,
             cap_add=["SYS_ADMIN"],
-            volumes={
-                str(packages_dir): {"bind": PACKAGES, "mode": "ro"},
-                str(tarball): {"bind": BASE_TARBALL, "mode": "ro"},
-            },
+            volumes=volumes,
         )
         log = REPORTS / "piuparts" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -106,9 +115,7 @@ def test_piuparts_installs_the_package_alone_and_purges_it_leaving_nothing(piupa
     assert result.says("Installation and purging test.")
 
 
-def test_piuparts_upgrades_debian_13s_packages_to_ours_and_purges_them_leaving_nothing(
-    piuparts, packages_dir
-):
+def our_debs(packages_dir: Path) -> list[str]:
     packages = set(binary_packages())
     ours = sorted(
         f"{PACKAGES}/{deb.name}"
@@ -116,13 +123,54 @@ def test_piuparts_upgrades_debian_13s_packages_to_ours_and_purges_them_leaving_n
         if deb.name.split("_")[0] in packages
     )
     assert len(ours) == len(packages)
+    return ours
+
+
+def test_piuparts_upgrades_debian_13s_packages_to_ours_and_purges_them_leaving_nothing(
+    piuparts, packages_dir
+):
     result = piuparts(
         "upgrade-from-trixie",
         [
             "--no-install-purge-test",
             *(f"--ignore={path}" for path in MADE_BY_SYSTEMD),
-            *ours,
+            *our_debs(packages_dir),
         ],
     )
     assert result.exit_code == 0, result.findings()
     assert result.says("Installation, upgrade and purging tests.")
+
+
+def test_piuparts_upgrades_trixie_backports_packages_to_ours_and_purges_them_leaving_nothing(
+    piuparts, packages_dir, tmp_path
+):
+    # Backports are NotAutomatic: a system installs from them only when pinned, as an
+    # administrator who uses them does. piuparts runs post_setup_* scripts in its chroot
+    # once apt is set up, before it installs the archive's packages.
+    prefer_backports = tmp_path / "post_setup_prefer_backports"
+    prefer_backports.write_text(
+        "#!/bin/sh\n"
+        "set -e\n"
+        "cat > /etc/apt/preferences.d/cyrus-from-backports <<EOF\n"
+        "Package: src:cyrus-imapd\n"
+        f"Pin: release n={BACKPORTS}\n"
+        "Pin-Priority: 990\n"
+        "EOF\n"
+    )
+    prefer_backports.chmod(0o755)
+    result = piuparts(
+        "upgrade-from-trixie-backports",
+        [
+            "--no-install-purge-test",
+            f"--extra-repo=deb {host_mirror()} {BACKPORTS} main",
+            *(f"--ignore={path}" for path in MADE_BY_SYSTEMD),
+            *our_debs(packages_dir),
+        ],
+        scripts=tmp_path,
+    )
+    assert result.exit_code == 0, result.findings()
+    assert result.says("Installation, upgrade and purging tests.")
+    log = result.log.read_text(errors="replace")
+    upgraded = f"({package_version()}) over ({BACKPORT_VERSION})"
+    for package in binary_packages():
+        assert f"Unpacking {package} {upgraded}" in log, package

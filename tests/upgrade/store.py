@@ -7,8 +7,6 @@ annotation, a quota, two Sieve scripts (one active, filing "[list]" mail
 into Work); and a shared folder with its own ACL and annotation.
 """
 
-from debian.changelog import Changelog
-
 from cyrus_deb.clients import (
     CyrusUsers,
     hierarchy_separator,
@@ -19,12 +17,12 @@ from cyrus_deb.clients import (
     sieve_connect,
 )
 from cyrus_deb.containers import DebianContainer
-from cyrus_deb.paths import DEBIAN_DIR
 
 from ..corpus import varied_messages
+from ..debian_control import package_version
 from ..fingerprint import set_metadata
 
-OUR_VERSION = str(Changelog((DEBIAN_DIR / "changelog").read_text(), max_blocks=1).version)
+OUR_VERSION = package_version()
 USERS = ("alice", "bob", "carol")
 SEED = 20261125
 MESSAGES_PER_USER = 90
