@@ -6,6 +6,7 @@ import os
 import pytest
 
 from cyrus_deb.bench import plot, render, verdict
+from cyrus_deb.containers import host_settings
 from cyrus_deb.errors import UserError
 from cyrus_deb.mirror import host_mirror
 from cyrus_deb.sbuild import BuildUser, build_user
@@ -65,6 +66,24 @@ def test_giving_a_tree_to_the_build_user_changes_its_links_and_not_their_targets
     assert (tree / "link").lstat().st_uid == 65534
     assert (elsewhere / "target").stat().st_uid == 0
     assert elsewhere.stat().st_uid == 0
+
+
+def test_autopkgtest_testbeds_get_the_same_host_settings_as_our_machines():
+    """The `docker run` flags given to autopkgtest say what docker-py is told for ours."""
+    for init in ("systemd", "sysvinit"):
+        settings = host_settings(init, ipv6_loopback=True)
+        kwargs, flags = settings.docker_kwargs(), settings.docker_run_flags()
+        assert "--sysctl=net.ipv4.ip_unprivileged_port_start=1024" in flags
+        assert "--sysctl=net.ipv6.conf.lo.disable_ipv6=0" in flags
+        assert {"--tmpfs=/run", "--tmpfs=/run/lock"} <= set(flags)
+        assert [f for f in flags if f.startswith("--sysctl")] == [
+            f"--sysctl={name}={value}" for name, value in kwargs["sysctls"].items()
+        ]
+        assert [f for f in flags if f.startswith("--cap-add")] == [
+            f"--cap-add={cap}" for cap in kwargs["cap_add"]
+        ]
+    assert "--cgroupns=private" in host_settings("systemd").docker_run_flags()
+    assert "--ulimit=nofile=1024:4096" in host_settings("sysvinit").docker_run_flags()
 
 
 def test_the_changelog_names_the_pinned_upstream_tarball():

@@ -25,7 +25,7 @@ from testcontainers.core.container import DockerContainer
 
 from .disks import Ext4Disk, FsckVerdict
 from .engine import owner_labels
-from .images import APT_INSTALL, Recipe, ensure_image, flavour_image
+from .images import APT_INSTALL, CGROUP2_REMOUNT, Recipe, ensure_image, flavour_image
 
 # Ryuk, testcontainers' reaper, is an image that cannot be pulled here; the
 # fixtures remove their containers themselves.
@@ -43,16 +43,58 @@ HOST_SYSCTLS = {
     "net.ipv4.ip_unprivileged_port_start": "1024",
     "net.ipv4.ping_group_range": "1 0",
 }
+# Docker leaves IPv6 off inside containers; a real machine has ::1.
+IPV6_LOOPBACK_SYSCTLS = {
+    "net.ipv6.conf.all.disable_ipv6": "0",
+    "net.ipv6.conf.lo.disable_ipv6": "0",
+}
 # The open-files limit init and what it starts get from a host's kernel; under
 # systemd, PID 1 sets its services' own (DefaultLimitNOFILE, or the unit's).
 SYSVINIT_NOFILE = docker.types.Ulimit(name="nofile", soft=1024, hard=4096)
 
-SYSTEMD_ENTRYPOINT = [
-    "/bin/sh",
-    "-c",
-    "umount -R /sys/fs/cgroup && mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup"
-    " && exec /sbin/init",
-]
+
+@dataclass(frozen=True)
+class HostSettings:
+    """How a machine of ours is run so that it behaves as a Debian host, not as Docker's
+    defaults: the same for our own machines and for autopkgtest's testbeds."""
+
+    capabilities: tuple[str, ...]
+    sysctls: Mapping[str, str]
+    ulimits: tuple[docker.types.Ulimit, ...] = ()
+    cgroupns: str | None = None
+    # /run is a tmpfs on a real machine; the tests reboot and expect it empty.
+    tmpfs: tuple[str, ...] = ("/run", "/run/lock")
+
+    def docker_kwargs(self) -> dict[str, object]:
+        """For docker-py's containers.run, all but the tmpfs mounts."""
+        kwargs: dict[str, object] = {
+            "cap_add": list(self.capabilities),
+            "sysctls": dict(self.sysctls),
+            "ulimits": list(self.ulimits),
+        }
+        if self.cgroupns:
+            kwargs["cgroupns"] = self.cgroupns
+        return kwargs
+
+    def docker_run_flags(self) -> list[str]:
+        """The same, as `docker run` options."""
+        flags = [f"--cap-add={capability}" for capability in self.capabilities]
+        flags += [f"--sysctl={name}={value}" for name, value in self.sysctls.items()]
+        flags += [f"--ulimit={u['Name']}={u['Soft']}:{u['Hard']}" for u in self.ulimits]
+        flags += [f"--tmpfs={path}" for path in self.tmpfs]
+        return flags + ([f"--cgroupns={self.cgroupns}"] if self.cgroupns else [])
+
+
+def host_settings(init: str, *, ipv6_loopback: bool = False) -> HostSettings:
+    """systemd gets a cgroup namespace of its own and CAP_SYS_ADMIN to mount its cgroup2
+    tree; sysvinit gets SYS_PTRACE (so pidof sees daemons of other users) and SYS_BOOT."""
+    sysctls = HOST_SYSCTLS | (IPV6_LOOPBACK_SYSCTLS if ipv6_loopback else {})
+    if init == "systemd":
+        return HostSettings(("SYS_ADMIN",), sysctls, cgroupns="private")
+    return HostSettings(("SYS_PTRACE", "SYS_BOOT"), sysctls, ulimits=(SYSVINIT_NOFILE,))
+
+
+SYSTEMD_ENTRYPOINT = ["/bin/sh", "-c", f"{CGROUP2_REMOUNT} && exec /sbin/init"]
 
 
 def _listen_probe(port: int) -> str:
@@ -116,33 +158,24 @@ class DebianContainer(DockerContainer):
         self.init, self.repo, self.state_disk = init, repo, state_disk
         for host_directory, path in (state_disk.binds() if state_disk else {}).items():
             self.with_volume_mapping(str(host_directory), path, "rw")
-        sysctls = dict(HOST_SYSCTLS)
-        if ipv6_loopback:
-            # Docker leaves IPv6 off inside containers; a real machine has ::1.
-            sysctls |= {"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.lo.disable_ipv6": "0"}
+        settings = host_settings(init, ipv6_loopback=ipv6_loopback)
         self.with_volume_mapping(str(repo), REPO_MOUNT, "ro")
         for port in PUBLISHED_PORTS:
             # A random host port on loopback only: nothing else is ever a target.
             # (with_bind_ports cannot say "any port, on one address": set it directly.)
             self.ports[f"{port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
-        # /run is a tmpfs on a real machine; the tests reboot and expect it empty.
-        self.with_tmpfs_mount("/run").with_tmpfs_mount("/run/lock")
+        for path in settings.tmpfs:
+            self.with_tmpfs_mount(path)
         if init == "systemd":
             self.with_kwargs(
-                cap_add=["SYS_ADMIN"],
-                cgroupns="private",
+                **settings.docker_kwargs(),
+                labels=owner_labels(),
                 stop_signal="SIGRTMIN+3",
                 entrypoint=SYSTEMD_ENTRYPOINT,
-                sysctls=sysctls,
-                labels=owner_labels(),
             )
         else:
             self.with_kwargs(
-                cap_add=["SYS_PTRACE", "SYS_BOOT"],
-                stop_signal="SIGINT",
-                sysctls=sysctls,
-                ulimits=[SYSVINIT_NOFILE],
-                labels=owner_labels(),
+                **settings.docker_kwargs(), labels=owner_labels(), stop_signal="SIGINT"
             )
 
     def port(self, container_port: int) -> int:

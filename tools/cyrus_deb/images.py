@@ -32,9 +32,11 @@ APT_INSTALL = (
 # iproute2 gives testinfra's socket checks `ss`; procps gives pgrep/ps.
 COMMON_TOOLS = "iproute2 procps ca-certificates"
 
-FLAVOURS = {
+# A real init as PID 1 and nothing else on the minbase system: what an autopkgtest
+# testbed is, so a DEP-8 test that needs more must say so in its Depends.
+INITS = {
     "systemd": f"""\
-RUN {APT_INSTALL} systemd systemd-sysv dbus {COMMON_TOOLS}
+RUN {APT_INSTALL} systemd systemd-sysv dbus && apt-get clean
 RUN systemctl mask getty@tty1.service console-getty.service systemd-firstboot.service
 STOPSIGNAL SIGRTMIN+3
 CMD ["/sbin/init"]
@@ -44,13 +46,18 @@ CMD ["/sbin/init"]
     # is where Cyrus's log lines go without a journal.
     "sysvinit": f"""\
 RUN {APT_INSTALL} sysvinit-core sysv-rc initscripts orphan-sysvinit-scripts \
-    systemd-standalone-sysusers systemd-standalone-tmpfiles rsyslog {COMMON_TOOLS}
+    systemd-standalone-sysusers systemd-standalone-tmpfiles rsyslog && apt-get clean
 RUN sed -i '/getty/d' /etc/inittab \
  && sed -i '/imklog/s/^/#/' /etc/rsyslog.conf
 STOPSIGNAL SIGINT
 CMD ["/sbin/init"]
 """,
 }
+# systemd needs a cgroup2 hierarchy it may write and delegate from; Docker mounts the
+# host's read-only. Run before /sbin/init by whatever starts a systemd machine.
+CGROUP2_REMOUNT = (
+    "umount -R /sys/fs/cgroup && mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup"
+)
 
 
 def _digest(*parts: bytes | str) -> str:
@@ -162,9 +169,16 @@ def ensure_image(client: docker.DockerClient, recipe: Recipe) -> str:
     return recipe.tag
 
 
-def flavour_image(client: docker.DockerClient, distribution: str, init: str) -> str:
-    """The distribution with a real init as PID 1."""
-    if init not in FLAVOURS:
-        raise UserError(f"unknown init system {init!r}; choose from {', '.join(FLAVOURS)}")
+def init_image(client: docker.DockerClient, distribution: str, init: str) -> str:
+    """The distribution's minbase system with a real init as PID 1, and nothing more."""
+    if init not in INITS:
+        raise UserError(f"unknown init system {init!r}; choose from {', '.join(INITS)}")
     parent = base_image(client, distribution)
-    return ensure_image(client, Recipe(f"{init}-{distribution}", parent, FLAVOURS[init]))
+    return ensure_image(client, Recipe(f"{init}-only-{distribution}", parent, INITS[init]))
+
+
+def flavour_image(client: docker.DockerClient, distribution: str, init: str) -> str:
+    """The distribution with a real init as PID 1 and the tools the tests read it with."""
+    parent = init_image(client, distribution, init)
+    body = f"RUN {APT_INSTALL} {COMMON_TOOLS} && apt-get clean\n"
+    return ensure_image(client, Recipe(f"{init}-{distribution}", parent, body))
