@@ -97,7 +97,7 @@ def autopkgtest_image(docker_engine) -> str:
     return ensure_image(docker_engine, Recipe(f"autopkgtest-{DISTRIBUTION}", parent, body))
 
 
-def testbed_image(client, target: Target) -> str:
+def image_for_testbed(client, target: Target) -> str:
     """The init-only image; autopkgtest runs it with /sbin/init as the command, so systemd's
     cgroup set-up goes in the image's entry point."""
     image = init_image(client, target.distribution, target.init)
@@ -168,7 +168,7 @@ def report_cassandane(run: AutopkgtestRun, request: pytest.FixtureRequest) -> li
 @pytest.fixture
 def autopkgtest(docker_engine, autopkgtest_image, packages_dir, target):
     def run(test: str, env: list[str]) -> AutopkgtestRun:
-        testbed = testbed_image(docker_engine, target)
+        testbed = image_for_testbed(docker_engine, target)
         return run_autopkgtest(
             docker_engine, autopkgtest_image, testbed, target, test, packages_dir, env
         )

@@ -1,7 +1,6 @@
 """Build every package with sbuild, as Debian's buildds do; lint and check the result in a
 trixie container; index it for apt."""
 
-import hashlib
 import shutil
 import subprocess
 import tempfile
@@ -156,35 +155,3 @@ def build_packages(output_dir: Path = PACKAGES_DIR, *, check: bool = True) -> Bu
     debs = sorted(output_dir.glob("*.deb"))
     say(f"{len(debs)} packages in {output_dir} (apt: deb [trusted=yes] file:{output_dir} ./)")
     return BuildResult(output_dir, debs, output_dir / "lintian.txt")
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _contents(deb: Path) -> list[str]:
-    with tempfile.TemporaryDirectory() as scratch:
-        subprocess.run(["dpkg-deb", "-R", str(deb), scratch], check=True)
-        listing = subprocess.run(
-            ["find", ".", "-type", "f", "-exec", "sha256sum", "{}", "+"],
-            cwd=scratch,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    return sorted(listing.stdout.splitlines())
-
-
-def compare_builds(first: Path, second: Path) -> list[str]:
-    """Names of the .debs that differ between two build directories, with what differs."""
-    differences = []
-    names = sorted({p.name for p in first.glob("*.deb")} | {p.name for p in second.glob("*.deb")})
-    for name in names:
-        a, b = first / name, second / name
-        if not (a.exists() and b.exists()):
-            differences.append(f"{name}: only in {first if a.exists() else second}")
-        elif _sha256(a) != _sha256(b):
-            changed = sorted(set(_contents(a)) ^ set(_contents(b)))
-            files = sorted({line.split(maxsplit=1)[1] for line in changed})
-            differences.append(f"{name}: differs in {', '.join(files) or 'archive metadata only'}")
-    return differences

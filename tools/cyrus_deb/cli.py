@@ -8,12 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .build import build_packages, compare_builds
+from .build import build_packages
 from .engine import docker_client
 from .errors import UserError
 from .images import DISTRIBUTIONS, INIT_SYSTEMS, flavour_image
 from .paths import PACKAGES_DIR, REPO_ROOT
 from .progress import phase, say
+from .reproducible import reprotest
 from .upstream import fetch_orig
 
 TOX_ENVS = "lint,unit,integration,upgrade,faults,dep8,piuparts"
@@ -39,16 +40,12 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _check_reproducible(args: argparse.Namespace) -> int:
-    first, second = args.output, args.output.parent / "packages-rebuild"
-    if not any(first.glob("*.deb")):
-        build_packages(first)
-    build_packages(second)
-    differences = compare_builds(first, second)
-    for line in differences:
-        say(f"NOT REPRODUCIBLE {line}")
-    if not differences:
-        say(f"every .deb in {first} and {second} is byte-identical")
-    return 1 if differences else 0
+    if not any(args.output.glob("*.dsc")):
+        build_packages(args.output)
+    result = reprotest(docker_client(), args.output, REPO_ROOT / "build" / "reports" / "reprotest")
+    verdict = "reproducible" if result.reproducible else "NOT REPRODUCIBLE (diffoscope's report)"
+    say(f"{verdict}: {result.report_dir}")
+    return 0 if result.reproducible else 1
 
 
 def tox_command(args: argparse.Namespace) -> list[str]:
@@ -111,7 +108,8 @@ def parser() -> argparse.ArgumentParser:
     build.set_defaults(run=_build)
 
     repro = commands.add_parser(
-        "check-reproducible", help="build twice and compare the .debs byte for byte"
+        "check-reproducible",
+        help="rebuild with reprotest's variations and compare with diffoscope",
     )
     repro.add_argument("--output", type=Path, default=PACKAGES_DIR)
     repro.set_defaults(run=_check_reproducible)
