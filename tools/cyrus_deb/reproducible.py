@@ -3,8 +3,9 @@ build, varied, compared with diffoscope against the packages sbuild made.
 
 reprotest's own `null` testbed is the trixie container it runs in, with the source
 package's build dependencies installed. The varied build differs from sbuild's in build
-path, time (faketime), time zone, locale, environment, umask, home, kernel personality,
-ASLR, number of CPUs and DEB_BUILD_OPTIONS=nocheck. Three variations are off, each
+path, time zone, locale, environment, umask, home, kernel personality, ASLR, number of
+CPUs and DEB_BUILD_OPTIONS=nocheck (its time variation is on, but reprotest 0.7.30 leaves
+faketime out: "build environment is sufficiently old"). Three variations are off, each
 because our containers cannot have it: fileordering needs disorderfs (FUSE, no
 /dev/fuse without --privileged), user_group a second user with sudo rights inside a
 throwaway system, domain_host a UTS namespace (unshare, CAP_SYS_ADMIN)."""
