@@ -20,3 +20,9 @@ def package_version() -> str:
     """The version debian/changelog gives the packages we build."""
     with (DEBIAN_DIR / "changelog").open() as handle:
         return str(Changelog(handle, max_blocks=1).version)
+
+
+def dep8_test_names() -> list[str]:
+    """The tests debian/tests/control declares, in its order."""
+    with (DEBIAN_DIR / "tests" / "control").open() as handle:
+        return [name for p in Deb822.iter_paragraphs(handle) for name in p["Tests"].split()]

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from debian.deb822 import Deb822
 
 from cyrus_deb.containers import host_settings
 from cyrus_deb.engine import owner_labels, run_to_completion
@@ -32,9 +31,9 @@ from cyrus_deb.images import (
     ensure_image,
     init_image,
 )
-from cyrus_deb.paths import REPO_ROOT
 
 from ..conftest import DISTRIBUTION, REPORTS, Target
+from ..debian_control import dep8_test_names
 
 pytestmark = [pytest.mark.dep8, pytest.mark.slow]
 
@@ -67,11 +66,6 @@ REQUIRED_SUITES = {
         "MurderIMAP",
     ]
 }
-
-
-def dep8_test_names() -> list[str]:
-    with open(REPO_ROOT / "debian" / "tests" / "control") as control:
-        return [name for p in Deb822.iter_paragraphs(control) for name in p["Tests"].split()]
 
 
 @dataclass(frozen=True)

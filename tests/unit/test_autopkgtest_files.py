@@ -7,17 +7,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from debian.deb822 import Deb822
 
 from cyrus_deb.paths import REPO_ROOT
 
+from ..debian_control import dep8_test_names
+
 TESTS = REPO_ROOT / "debian" / "tests"
 STAND_INS = TESTS / "cassandane-stand-ins"
-
-
-def dep8_test_names() -> list[str]:
-    with open(TESTS / "control") as control:
-        return [name for p in Deb822.iter_paragraphs(control) for name in p["Tests"].split()]
 
 
 @pytest.mark.parametrize("name", dep8_test_names())

@@ -166,17 +166,13 @@ class DebianContainer(DockerContainer):
             self.ports[f"{port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
         for path in settings.tmpfs:
             self.with_tmpfs_mount(path)
-        if init == "systemd":
-            self.with_kwargs(
-                **settings.docker_kwargs(),
-                labels=owner_labels(),
-                stop_signal="SIGRTMIN+3",
-                entrypoint=SYSTEMD_ENTRYPOINT,
-            )
-        else:
-            self.with_kwargs(
-                **settings.docker_kwargs(), labels=owner_labels(), stop_signal="SIGINT"
-            )
+        # systemd needs its cgroup2 tree mounted before it starts (the image's CMD is init).
+        by_init = (
+            {"stop_signal": "SIGRTMIN+3", "entrypoint": SYSTEMD_ENTRYPOINT}
+            if init == "systemd"
+            else {"stop_signal": "SIGINT"}
+        )
+        self.with_kwargs(**settings.docker_kwargs(), labels=owner_labels(), **by_init)
 
     def port(self, container_port: int) -> int:
         """The loopback port on the host that reaches container_port."""
