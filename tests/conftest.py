@@ -7,7 +7,7 @@ interrupted.
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +15,14 @@ from pathlib import Path
 import docker
 import pytest
 
-from cyrus_deb.clients import CyrusUsers, provision_users
+from cyrus_deb.clients import LMTP_SOCKET, CyrusUsers
 from cyrus_deb.containers import DebianContainer, image_for_tests
 from cyrus_deb.disks import Ext4Disk
 from cyrus_deb.engine import docker_client, remove_abandoned
 from cyrus_deb.images import INIT_SYSTEMS
 from cyrus_deb.paths import PACKAGES_DIR, REPO_ROOT
 from cyrus_deb.progress import say
+from cyrus_deb.server_image import SERVER_HOSTNAME, install_server, server_image, server_users
 
 from .behaviour_table import Table, differences, write_table
 
@@ -72,11 +73,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("target", targets, ids=str, scope="module")
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """On failure, attach what a person looks at first: status, init log, Cyrus's lines."""
-    outcome = yield
-    report = outcome.get_result()
+    report = yield
     if report.failed:
         for value in getattr(item, "funcargs", {}).values():
             machine = getattr(value, "machine", value)
@@ -85,6 +87,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
                     report.sections.append(("container logs", machine.logs_for_humans()))
                 except Exception as error:  # the container may be gone already
                     report.sections.append(("container logs", f"unavailable: {error}"))
+    return report
 
 
 @pytest.fixture
@@ -145,6 +148,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     found = differences(BEHAVIOUR_DOCUMENT, observed)
     if found:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        assert reporter is not None
         reporter.section(f"behaviour not as {BEHAVIOUR_DOCUMENT.name} documents it", red=True)
         for line in found:
             reporter.write_line(line)
@@ -160,54 +164,55 @@ def docker_engine() -> docker.DockerClient:
     return client
 
 
-class ImagesByTarget(dict[Target, str]):
-    """Test image tags by target, each built (or found cached) on first use."""
+ImageMaker = Callable[[docker.DockerClient, str, str, Path], str]
 
-    def __init__(self, client: docker.DockerClient, repo: Path) -> None:
+
+class ImagesByTarget(dict[Target, str]):
+    """Image tags by target, each made (or found cached) on first use."""
+
+    def __init__(self, client: docker.DockerClient, repo: Path, make: ImageMaker) -> None:
         super().__init__()
-        self.client, self.repo = client, repo
+        self.client, self.repo, self.make = client, repo, make
 
     def __missing__(self, target: Target) -> str:
-        self[target] = image_for_tests(self.client, target.distribution, target.init, self.repo)
+        self[target] = self.make(self.client, target.distribution, target.init, self.repo)
         return self[target]
 
 
 @pytest.fixture(scope="session")
 def images(docker_engine, packages_dir) -> ImagesByTarget:
-    return ImagesByTarget(docker_engine, packages_dir)
+    """Machines with our packages' dependencies and nothing of ours."""
+    return ImagesByTarget(docker_engine, packages_dir, image_for_tests)
+
+
+@pytest.fixture(scope="session")
+def server_images(docker_engine, packages_dir) -> ImagesByTarget:
+    """Machines with the server installed and its users provisioned, shut down clean."""
+    return ImagesByTarget(docker_engine, packages_dir, server_image)
 
 
 def boot(
     images,
     target: Target,
     packages_dir,
-    tmpfs: Mapping[str, str] | None = None,
     *,
     ipv6_loopback: bool = False,
     state_disk: Ext4Disk | None = None,
+    state_on_volumes: bool = False,
+    hostname: str | None = None,
 ) -> DebianContainer:
-    """A booted machine; `tmpfs` mounts a tmpfs at each path, with these mount options;
-    Cyrus's state lives on `state_disk` when given."""
+    """A booted machine; Cyrus's state lives on `state_disk` when given, or on volumes made
+    from the image's (state_on_volumes)."""
     machine = DebianContainer(
         images[target],
         target.init,
         packages_dir,
         ipv6_loopback=ipv6_loopback,
         state_disk=state_disk,
+        state_on_volumes=state_on_volumes,
+        hostname=hostname,
     )
-    for path, options in (tmpfs or {}).items():
-        machine.with_tmpfs_mount(path, options)
     return machine.start()
-
-
-SERVER_PACKAGES = (
-    "cyrus-imapd",
-    "cyrus-pop3d",
-    "cyrus-admin",
-    "cyrus-clients",
-    "sasl2-bin",
-    "ssl-cert",
-)
 
 
 @dataclass(frozen=True)
@@ -220,18 +225,34 @@ class CyrusServer:
 
 @contextmanager
 def booted_server(
-    images,
+    images: ImagesByTarget,
+    server_images: ImagesByTarget,
     target: Target,
-    packages_dir,
-    tmpfs: Mapping[str, str] | None = None,
+    packages_dir: Path,
     *,
     state_disk: Ext4Disk | None = None,
+    installed_in_place: bool = False,
 ) -> Iterator[CyrusServer]:
-    """A new machine with the server packages and the users alice and bob; removed after."""
-    machine = boot(images, target, packages_dir, tmpfs, state_disk=state_disk)
+    """A new machine with the server packages and the users alice and bob; removed after.
+    It boots the installed server's image, with Cyrus's state on volumes. A machine whose
+    state lives on a disk of its own installs on that disk instead (the image's state would
+    be hidden under it), and so does one `installed_in_place`, whose state trees are plain
+    directories of its root file system."""
+    installed_in_place = installed_in_place or state_disk is not None
+    if installed_in_place:
+        machine = boot(images, target, packages_dir, state_disk=state_disk)
+    else:
+        machine = boot(
+            server_images, target, packages_dir, state_on_volumes=True, hostname=SERVER_HOSTNAME
+        )
     try:
-        machine.install(SERVER_PACKAGES)
-        yield CyrusServer(machine, provision_users(machine))
+        if installed_in_place:
+            users = install_server(machine)
+        else:
+            users = server_users()
+            machine.wait_for_tcp(143)
+            machine.wait_for_unix_socket(LMTP_SOCKET)
+        yield CyrusServer(machine, users)
     finally:
         machine.stop()
 

@@ -78,7 +78,8 @@ def _attachment(message: EmailMessage, chooser: random.Random) -> None:
 def _inline_image(message: EmailMessage, chooser: random.Random) -> None:
     message.set_content(_ascii(chooser, 30))
     message.add_alternative('<html><body><img src="cid:logo@corpus"></body></html>', subtype="html")
-    html = message.get_payload()[1]
+    html = list(message.iter_parts())[1]
+    assert isinstance(html, EmailMessage)
     html.add_related(chooser.randbytes(2_000), "image", "gif", cid="<logo@corpus>")
 
 

@@ -43,17 +43,25 @@ def _mailbox_names(imap: imaplib.IMAP4, command: str) -> list[str]:
     return sorted(names)
 
 
+def _group(pattern: re.Pattern[bytes], response: bytes) -> bytes:
+    """The first group of `pattern` in an IMAP response, which must hold it."""
+    match = pattern.search(response)
+    assert match, f"{pattern.pattern!r} not in {response!r}"
+    return match.group(1)
+
+
 def _mailbox(imap: imaplib.IMAP4, name: str) -> dict:
     status, data = imap.select(f'"{name}"', readonly=True)
     assert status == "OK", (name, data)
-    uidvalidity = int(UIDVALIDITY.search(b" ".join(imap.untagged_responses["OK"])).group(1))
+    untagged_ok = b" ".join(r for r in imap.untagged_responses["OK"] if isinstance(r, bytes))
+    uidvalidity = int(_group(UIDVALIDITY, untagged_ok))
     messages = {}
-    if int(data[0]) > 0:
+    if int(data[0] or 0) > 0:
         _, fetched = imap.uid("FETCH", "1:*", "(UID FLAGS BODY.PEEK[])")
         for part in fetched:
             if isinstance(part, tuple):
-                uid = int(FETCH_UID.search(part[0]).group(1))
-                flags = sorted(FETCH_FLAGS.search(part[0]).group(1).decode().split())
+                uid = int(_group(FETCH_UID, part[0]))
+                flags = sorted(_group(FETCH_FLAGS, part[0]).decode().split())
                 messages[uid] = (" ".join(flags), hashlib.sha256(part[1]).hexdigest())
     _, acl = imap.getacl(f'"{name}"')
     return {

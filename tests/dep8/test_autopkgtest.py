@@ -21,16 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from cyrus_deb.containers import host_settings
 from cyrus_deb.engine import owner_labels, run_to_completion
 from cyrus_deb.images import (
     APT_INSTALL,
-    CGROUP2_REMOUNT,
     Recipe,
     base_image,
     ensure_image,
     init_image,
 )
+from cyrus_deb.init_systems import init_system
 
 from ..conftest import DISTRIBUTION, REPORTS, Target
 from ..debian_control import dep8_test_names
@@ -95,11 +94,13 @@ def image_for_testbed(client, target: Target) -> str:
     """The init-only image; autopkgtest runs it with /sbin/init as the command, so systemd's
     cgroup set-up goes in the image's entry point."""
     image = init_image(client, target.distribution, target.init)
-    if target.init != "systemd":
+    entrypoint = init_system(target.init).testbed_entrypoint()
+    if entrypoint is None:
         return image
-    entrypoint = json.dumps(["/bin/sh", "-c", f'{CGROUP2_REMOUNT} && exec "$@"', "boot"])
     recipe = Recipe(
-        f"testbed-{target.init}-{target.distribution}", image, f"ENTRYPOINT {entrypoint}\n"
+        f"testbed-{target.init}-{target.distribution}",
+        image,
+        f"ENTRYPOINT {json.dumps(entrypoint)}\n",
     )
     return ensure_image(client, recipe)
 
@@ -111,7 +112,7 @@ def run_autopkgtest(
     shutil.rmtree(output_dir, ignore_errors=True)
     output_dir.mkdir(parents=True)
     (changes,) = packages_dir.glob("*.changes")
-    settings = host_settings(target.init, ipv6_loopback=True)
+    settings = init_system(target.init).host_settings(ipv6_loopback=True)
     labels = [f"--label={name}={value}" for name, value in owner_labels().items()]
     finished = run_to_completion(
         client,
@@ -153,6 +154,7 @@ def report_cassandane(run: AutopkgtestRun, request: pytest.FixtureRequest) -> li
         json.dumps({"results": {test: status for status, test in results}}, indent=2) + "\n"
     )
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    assert reporter is not None
     reporter.section("Cassandane against the installed packages")
     reporter.write_line(table.rstrip())
     reporter.write_line(f"written to {REPORTS / 'cassandane.txt'} and cassandane.json")
@@ -180,6 +182,7 @@ def test_autopkgtest_passes_the_dep8_test_on_a_minimal_testbed(test: str, autopk
 # Cassandane starts Cyrus instances of its own under its own master, so the init makes no
 # difference to it, and it takes about 7 minutes: one init is enough.
 @pytest.mark.only_on("systemd")
+@pytest.mark.timeout(RUN_TIMEOUT_S + 120)
 def test_autopkgtest_passes_cassandane_on_a_minimal_testbed(autopkgtest, request):
     suites = request.config.getoption("--cassandane-suites")
     run = autopkgtest("cassandane", [f"CASSANDANE_SUITES={' '.join(suites)}"] if suites else [])

@@ -86,7 +86,9 @@ def uidnext(machine: DebianContainer, password: str) -> int:
     imap = imap_login(machine, USER, password)
     _, data = imap.status("INBOX", "(UIDNEXT)")
     imap.logout()
-    return int(re.search(rb"UIDNEXT (\d+)", data[0]).group(1))
+    match = re.search(rb"UIDNEXT (\d+)", data[0] or b"")
+    assert match, f"STATUS answered {data!r}"
+    return int(match.group(1))
 
 
 def assert_reconstruct_finds_nothing_to_repair(

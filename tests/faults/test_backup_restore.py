@@ -16,8 +16,11 @@ ARCHIVE = "/root/cyrus-store.tar"
 STORE = ("/var/lib/cyrus", "/var/spool/cyrus/mail", "/var/spool/sieve")
 
 
-def test_a_store_backed_up_destroyed_and_restored_is_the_same_store(crashable_server, figures):
-    machine, passwords = crashable_server.machine, crashable_server.users.passwords
+def test_a_store_backed_up_destroyed_and_restored_is_the_same_store(
+    server_with_its_store_on_the_root_file_system, figures
+):
+    server = server_with_its_store_on_the_root_file_system
+    machine, passwords = server.machine, server.users.passwords
     machine.check(f"apt-get install -y -q {' '.join(CLIENT_PACKAGES)} 2>&1")
     populate(machine, passwords)
     before = fingerprint(machine, passwords)
@@ -53,11 +56,11 @@ def test_a_store_backed_up_destroyed_and_restored_is_the_same_store(crashable_se
 def test_restoring_from_something_that_is_not_an_archive_changes_nothing(crashable_server):
     machine = crashable_server.machine
     pid = master_pid(machine)
-    refused = machine.exec("cyrus-backup restore /etc/hostname 2>&1")
+    refused = machine.run("cyrus-backup restore /etc/hostname 2>&1")
     assert not refused.ok
     assert "is not a tar archive; nothing was changed" in refused.output, refused.output
     assert master_pid(machine) == pid
-    assert machine.exec("ls -d /var/lib/cyrus.pre-restore-* 2>/dev/null").output == ""
+    assert machine.run("ls -d /var/lib/cyrus.pre-restore-* 2>/dev/null").output == ""
 
 
 # Archives that would make a restore, which runs as root, write outside the store. Each is
@@ -85,7 +88,7 @@ def test_restore_refuses_an_archive_reaching_outside_the_store_before_touching_a
     machine.check("echo planted > /var/tmp/payload")
     machine.check(HOSTILE_ARCHIVES[hostile].format(archive=archive))
     pid = master_pid(machine)
-    refused = machine.exec(f"cyrus-backup restore {archive} 2>&1")
+    refused = machine.run(f"cyrus-backup restore {archive} 2>&1")
     behaviour(
         f"cyrus-backup restore of an archive with {hostile}",
         "refused" if not refused.ok else "restored",
@@ -93,8 +96,8 @@ def test_restore_refuses_an_archive_reaching_outside_the_store_before_touching_a
     assert not refused.ok
     assert "nothing was changed" in refused.output, refused.output
     assert master_pid(machine) == pid, "the service was stopped"
-    assert machine.exec("ls -d /var/lib/cyrus.pre-restore-* 2>/dev/null").output == ""
-    assert not machine.exec("test -e /etc/cron.d/payload || test -e /var/lib/cyrus/link").ok
+    assert machine.run("ls -d /var/lib/cyrus.pre-restore-* 2>/dev/null").output == ""
+    assert not machine.run("test -e /etc/cron.d/payload || test -e /var/lib/cyrus/link").ok
 
 
 def test_the_backup_holds_search_partitions_and_databases_moved_out_of_configdirectory(

@@ -67,7 +67,7 @@ def test_a_configuration_mistake_is_repaired_or_named_and_loses_nothing(
         assert not status.ok
         # dpkg can still configure the package: it succeeds (the service stays down) or it
         # fails with the same words.
-        reconfigured = machine.exec("dpkg-reconfigure -f noninteractive cyrus-common 2>&1")
+        reconfigured = machine.run("dpkg-reconfigure -f noninteractive cyrus-common 2>&1")
         assert reconfigured.ok or words in reconfigured.output, reconfigured.output
         machine.check(MISTAKES[mistake].undo)
         assert machine.start_again().ok

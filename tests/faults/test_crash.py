@@ -16,7 +16,6 @@ from cyrus_deb.clients import (
     make_message,
     sieve_connect,
 )
-from cyrus_deb.containers import RECOVERY_AFTER_MASTER_DIES
 from cyrus_deb.server_config import master_pid
 
 from ..corpus import varied_messages
@@ -106,9 +105,9 @@ def test_kill_9_of_master_during_delivery_loses_no_acknowledged_message(
     acknowledged = deliver_until(machine, sent, crash_point(target), kill_master)
     started = machine.start_after_master_dies(killed)
     assert started.ok, started.output
-    behaviour("after kill -9 of master", RECOVERY_AFTER_MASTER_DIES[machine.init])
+    behaviour("after kill -9 of master", machine.init.recovery_after_master_dies)
     machine.wait_for_tcp(143)
-    tool_survived = machine.exec(f"kill -0 {tool}").ok
+    tool_survived = machine.run(f"kill -0 {tool}").ok
     behaviour(
         "an administrator's Cyrus tool, after master was killed and started again",
         "running" if tool_survived else "killed",

@@ -47,5 +47,5 @@ def test_hostile_command_lines_kill_no_process_and_the_server_keeps_serving(
     assert pop.stat()[0] >= 1
     pop.quit()
     for port, greeting in ((4190, '"IMPLEMENTATION"'), (24, "220 ")):
-        said = machine.exec(f"timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}; cat <&3'")
+        said = machine.run(f"timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}; cat <&3'")
         assert greeting in said.output, (port, said.output)

@@ -8,8 +8,8 @@ from ..conftest import CyrusServer, booted_server
 
 
 @pytest.fixture(scope="module")
-def server(images, target, packages_dir) -> Iterator[CyrusServer]:
-    with booted_server(images, target, packages_dir) as server:
+def server(images, server_images, target, packages_dir) -> Iterator[CyrusServer]:
+    with booted_server(images, server_images, target, packages_dir) as server:
         yield server
 
 

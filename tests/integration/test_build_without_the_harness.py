@@ -29,6 +29,7 @@ def readme_block_after(line: str) -> str:
     return found.group(1)
 
 
+@pytest.mark.timeout(BUILD_TIMEOUT_S + 120)
 def test_plain_dpkg_buildpackage_as_readme_shows_builds_every_package(docker_engine):
     commands = readme_block_after("Then plain `dpkg-buildpackage`")
     assert "dpkg-buildpackage" in commands

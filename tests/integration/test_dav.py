@@ -6,8 +6,8 @@ import base64
 import http.client
 import json
 
-import caldav
 import pytest
+from caldav.davclient import DAVClient
 
 from cyrus_deb.clients import tls_context
 
@@ -37,10 +37,10 @@ def https_url(server: CyrusServer, path: str) -> str:
     return f"https://127.0.0.1:{server.machine.port(8443)}{path}"
 
 
-def dav_client(server: CyrusServer, user: str) -> caldav.DAVClient:
+def dav_client(server: CyrusServer, user: str) -> DAVClient:
     """A DAV client of `user` at their calendar home; the snakeoil certificate is not
     verified (it names the container)."""
-    return caldav.DAVClient(
+    return DAVClient(
         url=https_url(server, f"/dav/calendars/user/{user}/"),
         username=user,
         password=server.users.passwords[user],

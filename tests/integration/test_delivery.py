@@ -166,7 +166,7 @@ def test_sieve_script_uploaded_over_managesieve_files_a_delivery_into_its_folder
 
 def test_sieveshell_cannot_log_in_without_tls_as_readme_debian_warns(server):
     machine, password = server.machine, server.users.passwords["alice"]
-    result = machine.exec(f"sieveshell -u alice -a alice -p {password} -e list 127.0.0.1:4190 2>&1")
+    result = machine.run(f"sieveshell -u alice -a alice -p {password} -e list 127.0.0.1:4190 2>&1")
     assert result.exit_code != 0 and "unable to connect" in result.output, result.output
     assert (
         "sieveshell" in README_DEBIAN.read_text() and "sieve-connect" in README_DEBIAN.read_text()
@@ -229,7 +229,7 @@ def wait_until_bob_has(machine, password: str, subject: str, what_went_wrong: st
     deadline = time.monotonic() + 30
     while subject not in subjects_in(imap, "INBOX"):
         if time.monotonic() > deadline:
-            report = machine.exec(what_went_wrong).output
+            report = machine.run(what_went_wrong).output
             pytest.fail(f"{subject!r} did not reach bob within 30 s:\n{report}")
         time.sleep(0.5)
     imap.logout()

@@ -83,14 +83,14 @@ def test_expunged_message_and_deleted_folder_stay_until_delprune_removes_them_fr
     imap.logout()
 
     # Kept for an administrator to bring back (README.Debian, "Deleted mail").
-    assert machine.exec(f"test -f {message_file}").ok
+    assert machine.run(f"test -f {message_file}").ok
     assert f"UID: {uid.decode()}" in machine.check("cyrus unexpunge -l user/bob")
-    assert machine.exec(f"test -d {doomed}").ok
+    assert machine.run(f"test -d {doomed}").ok
     # Renamed, not removed (a record of the old name stays for good: a tombstone).
     assert "DELETED.user.bob.Doomed." in machine.check("cyrus ctl_mboxlist -d")
 
     machine.check(f"sleep 1 && cyrus {delprune_now(machine)}")
-    left = [path for path in (message_file, doomed) if machine.exec(f"test -e {path}").ok]
+    left = [path for path in (message_file, doomed) if machine.run(f"test -e {path}").ok]
     behaviour(
         "expunged message and deleted folder after delprune with ages 0",
         " ".join(left) or "gone from disk",

@@ -6,6 +6,7 @@ import pytest
 import testinfra
 
 from cyrus_deb.clients import TEST_FILES, imap_connect, imap_login, lmtp_deliver, make_message
+from cyrus_deb.init_systems import run_cron_line
 
 pytestmark = pytest.mark.integration
 
@@ -100,39 +101,39 @@ def test_cyrus_wrapper_lists_utilities_and_runs_them_as_cyrus(server):
     assert "  reconstruct\n" in listing and "  ctl_mboxlist\n" in listing
     mailboxes = machine.check("cyrus ctl_mboxlist -d")
     assert "user/alice" in mailboxes or "user.alice" in mailboxes
-    unknown = machine.exec("cyrus no-such-tool")
+    unknown = machine.run("cyrus no-such-tool")
     assert unknown.exit_code == 2 and "cyrus --help" in unknown.output
     # The short names of Debian's own wrapper (NEWS.Debian).
     assert machine.check("cyrus mboxlist -d") == mailboxes
-    assert "Expire messages" in machine.exec("cyrus expire -h").output
+    assert "Expire messages" in machine.run("cyrus expire -h").output
     machine.check("cyrus check")
     machine.check("cyrus makedirs -q")
 
 
-def run_cron_line(machine) -> None:
-    """Run what cron would run: the command part of the packaged cron.d line."""
-    line = machine.read_file("/etc/cron.d/cyrus-common").strip().splitlines()[-1]
-    machine.check(line.split("\t")[-1])
+MAILBOX_LIST_DUMP = "/var/backups/cyrus-mboxlist.txt"
 
 
-def test_daily_job_dumps_the_mailbox_list(server, behaviour):
+def test_daily_job_checkpoints_the_databases_and_dumps_the_mailbox_list(server, behaviour):
     machine = server.machine
-    dump = host_of(machine).file("/var/backups/cyrus-mboxlist.txt")
-    machine.check("rm -f /var/backups/cyrus-mboxlist.txt*")
-    if machine.init == "systemd":
-        # The timer does the job; the cron line must stand aside.
-        run_cron_line(machine)
-        assert not dump.exists
-        assert machine.check("systemctl is-enabled cyrus-daily.timer").strip() == "enabled"
-        machine.check("systemctl start cyrus-daily.service")
-    else:
-        run_cron_line(machine)
-    behaviour(
-        "daily mailbox-list dump runs from",
-        "cyrus-daily.timer" if machine.init == "systemd" else "/etc/cron.d/cyrus-common",
-    )
+    dump = host_of(machine).file(MAILBOX_LIST_DUMP)
+    machine.check(f"rm -f {MAILBOX_LIST_DUMP}*")
+    machine.init.run_daily_job(machine)
+    behaviour("daily mailbox-list dump runs from", machine.init.daily_job)
     assert dump.exists and dump.mode == 0o600
     assert "alice" in dump.content_string
+    # Its checkpoint, after master's at the start, rotated the databases' archive.
+    assert "DBERROR: archive" not in machine.cyrus_log()
+    for archive in ("db.backup1", "db.backup2"):
+        assert host_of(machine).file(f"/var/lib/cyrus/{archive}/mailboxes.db").exists
+
+
+@pytest.mark.only_on("systemd")
+def test_cron_line_stands_aside_where_the_timer_runs_the_daily_job(server):
+    machine = server.machine
+    machine.check(f"rm -f {MAILBOX_LIST_DUMP}*")
+    run_cron_line(machine)
+    assert not host_of(machine).file(MAILBOX_LIST_DUMP).exists
+    assert machine.check("systemctl is-enabled cyrus-daily.timer").strip() == "enabled"
 
 
 def test_cyrus_makedirs_creates_hashed_partitions_and_is_idempotent(server):
@@ -160,7 +161,7 @@ def test_cyrus_makedirs_creates_hashed_partitions_and_is_idempotent(server):
 def test_cyrus_makedirs_reports_a_config_it_cannot_parse(server):
     machine = server.machine
     machine.write_file(f"{TEST_FILES}/bad-imapd.conf", "partition-default /no/colon\n")
-    result = machine.exec(f"cyrus-makedirs -C {TEST_FILES}/bad-imapd.conf 2>&1")
+    result = machine.run(f"cyrus-makedirs -C {TEST_FILES}/bad-imapd.conf 2>&1")
     assert result.exit_code == 1
     assert "Cyrus cannot parse" in result.output
 

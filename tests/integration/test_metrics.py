@@ -106,8 +106,8 @@ def metrics_on(caldav_server: CyrusServer) -> CyrusServer:
 def test_with_metrics_off_nothing_listens_for_them_and_nothing_counts(caldav_server, behaviour):
     machine = caldav_server.machine
     listening = machine.check("ss -Hltn | awk '{print $4}' | sort -u").split()
-    promstatsd = machine.exec("pgrep -x promstatsd")
-    stats = machine.exec("test -e /var/lib/cyrus/stats")
+    promstatsd = machine.run("pgrep -x promstatsd")
+    stats = machine.run("test -e /var/lib/cyrus/stats")
     behaviour("metrics off (default): listening addresses", " ".join(listening))
     assert not any(address.endswith(f":{METRICS_PORT}") for address in listening)
     assert not promstatsd.ok, promstatsd.output

@@ -83,9 +83,9 @@ def test_purge_keeps_the_mail_store_unless_asked_to_delete_it(fresh_machine):
     spool = "/var/spool/cyrus/mail"
 
     machine.check("DEBIAN_FRONTEND=noninteractive apt-get purge -y cyrus-imapd cyrus-common")
-    assert not machine.exec("test -e /etc/imapd.conf").ok
-    assert not machine.exec("test -e /etc/cyrus.conf.d").ok
-    assert machine.exec(f"test -d {spool} && test -d /var/lib/cyrus").ok
+    assert not machine.run("test -e /etc/imapd.conf").ok
+    assert not machine.run("test -e /etc/cyrus.conf.d").ok
+    assert machine.run(f"test -d {spool} && test -d /var/lib/cyrus").ok
 
     machine.install(["cyrus-imapd"])
     machine.wait_for_tcp(143)
@@ -93,8 +93,8 @@ def test_purge_keeps_the_mail_store_unless_asked_to_delete_it(fresh_machine):
         "CYRUS_PURGE_MAIL=yes DEBIAN_FRONTEND=noninteractive"
         " apt-get purge -y cyrus-imapd cyrus-common"
     )
-    assert not machine.exec(f"test -e {spool}").ok
-    assert not machine.exec("test -e /var/lib/cyrus").ok
+    assert not machine.run(f"test -e {spool}").ok
+    assert not machine.run("test -e /var/lib/cyrus").ok
 
 
 def test_mail_and_configuration_survive_remove_and_reinstall(fresh_machine):

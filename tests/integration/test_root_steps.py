@@ -96,7 +96,7 @@ def test_cyrus_cannot_put_a_link_where_root_writes_the_assembled_cyrus_conf(atta
     machine = attacked
     before = system_state(machine)
     link, target = "/run/cyrus/cyrus.conf.new", "/etc/cron.d/cyrus-planted"
-    planted = machine.exec(f"ln -s {target} {link} 2>&1", user="cyrus")
+    planted = machine.run(f"ln -s {target} {link} 2>&1", user="cyrus")
 
     # Control: the old layout, where /run/cyrus was cyrus's and the link could be there.
     machine.check(f"ln -s {target} {link} && /usr/lib/cyrus/cyrus-assemble-conf > {link}")

@@ -20,8 +20,6 @@ from cyrus_deb.mirror import host_mirror
 from ..conftest import DISTRIBUTION, REPORTS
 from ..debian_control import binary_packages, package_version
 
-pytestmark = [pytest.mark.piuparts, pytest.mark.slow]
-
 PACKAGES = "/srv/packages"
 BASE_TARBALL = "/srv/base.tar"
 SCRIPTS = "/srv/scripts"
@@ -30,6 +28,8 @@ BACKPORTS = f"{DISTRIBUTION}-backports"
 # there (apt-get source --print-uris cyrus-imapd/trixie-backports).
 BACKPORT_VERSION = "3.12.3-1~bpo13+1"
 RUN_TIMEOUT_S = 900
+# The first test also makes the base tarball and piuparts' image.
+pytestmark = [pytest.mark.piuparts, pytest.mark.slow, pytest.mark.timeout(RUN_TIMEOUT_S + 600)]
 # Made by systemd's tmpfiles when systemd, which cyrus-common depends on, is set up:
 # piuparts' install-and-purge test recognises each from systemd's own snippets (its log
 # says IGNORED PATH), its upgrade test does not. None is ours.

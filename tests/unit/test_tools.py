@@ -2,13 +2,18 @@
 
 import hashlib
 import os
+import re
+import tomllib
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from cyrus_deb.bench import plot, render, verdict
-from cyrus_deb.containers import host_settings
 from cyrus_deb.errors import UserError
+from cyrus_deb.init_systems import INIT_SYSTEMS_BY_NAME, Systemd, SysVinit
 from cyrus_deb.mirror import host_mirror
+from cyrus_deb.paths import REPO_ROOT
 from cyrus_deb.sbuild import BuildUser, build_user
 from cyrus_deb.upstream import orig_name, pinned_sha256, sha256_of, upstream_version
 
@@ -70,8 +75,8 @@ def test_giving_a_tree_to_the_build_user_changes_its_links_and_not_their_targets
 
 def test_autopkgtest_testbeds_get_the_same_host_settings_as_our_machines():
     """The `docker run` flags given to autopkgtest say what docker-py is told for ours."""
-    for init in ("systemd", "sysvinit"):
-        settings = host_settings(init, ipv6_loopback=True)
+    for init in INIT_SYSTEMS_BY_NAME.values():
+        settings = init.host_settings(ipv6_loopback=True)
         kwargs, flags = settings.docker_kwargs(), settings.docker_run_flags()
         assert "--sysctl=net.ipv4.ip_unprivileged_port_start=1024" in flags
         assert "--sysctl=net.ipv6.conf.lo.disable_ipv6=0" in flags
@@ -82,8 +87,8 @@ def test_autopkgtest_testbeds_get_the_same_host_settings_as_our_machines():
         assert [f for f in flags if f.startswith("--cap-add")] == [
             f"--cap-add={cap}" for cap in kwargs["cap_add"]
         ]
-    assert "--cgroupns=private" in host_settings("systemd").docker_run_flags()
-    assert "--ulimit=nofile=1024:4096" in host_settings("sysvinit").docker_run_flags()
+    assert "--cgroupns=private" in Systemd().host_settings().docker_run_flags()
+    assert "--ulimit=nofile=1024:4096" in SysVinit().host_settings().docker_run_flags()
 
 
 def test_the_changelog_names_the_pinned_upstream_tarball():
@@ -162,3 +167,35 @@ def test_bench_plot_is_a_png(tmp_path):
     )
     plot(results, tmp_path / "bench.png")
     assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG\r\n")
+
+
+def test_the_lock_file_pins_every_dependency_within_pyproject_floors():
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [Requirement(line) for line in project["dependencies"]]
+    wanted += [
+        Requirement(line) for group in project["optional-dependencies"].values() for line in group
+    ]
+    pinned = {}
+    for line in (REPO_ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pinned[canonicalize_name(name)] = version
+    for requirement in wanted:
+        version = pinned.get(canonicalize_name(requirement.name))
+        assert version, f"{requirement.name} is not in requirements.lock"
+        assert requirement.specifier.contains(version), f"{requirement} but locked {version}"
+
+
+def test_only_init_systems_py_branches_on_the_init_system():
+    """Machines, the server and the tests ask their InitSystem; none compares its name."""
+    branch = re.compile(r"""\binit(?:\.name)?\s*[!=]=\s*["']""")
+    found = [
+        f"{path.relative_to(REPO_ROOT)}:{number}: {line.strip()}"
+        for path in sorted(
+            [*(REPO_ROOT / "tools").rglob("*.py"), *(REPO_ROOT / "tests").rglob("*.py")]
+        )
+        if path.name != "init_systems.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if branch.search(line)
+    ]
+    assert not found, "\n".join(found)

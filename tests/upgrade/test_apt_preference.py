@@ -30,7 +30,9 @@ def documented_preference() -> str:
 
 def candidate(machine) -> str:
     policy = machine.check("apt-cache policy cyrus-common")
-    return re.search(r"Candidate: (\S+)", policy)[1]
+    match = re.search(r"Candidate: (\S+)", policy)
+    assert match, policy
+    return match[1]
 
 
 def test_the_documented_pin_keeps_our_packages_over_a_later_debian_upload(fresh_machine, behaviour):

@@ -62,9 +62,9 @@ def covers(relations: str, package: str, version: str) -> bool:
     """Whether a Breaks or Replaces field names `package` below a version above `version`."""
     return any(
         relation["name"] == package
-        and relation.get("version") is not None
-        and relation["version"][0] == "<<"
-        and version_compare(version, relation["version"][1]) < 0
+        and (bound := relation.get("version")) is not None
+        and bound[0] == "<<"
+        and version_compare(version, bound[1]) < 0
         for alternatives in PkgRelation.parse_relations(relations)
         for relation in alternatives
     )

@@ -81,7 +81,7 @@ def test_upgrade_keeps_an_unedited_debian_imapd_conf_and_the_namespace_it_sets(
     machine.wait_for_tcp(143)
 
     assert machine.check(f"sha256sum {IMAPD_CONF}") == debian_conf
-    assert machine.exec(f"test -f {IMAPD_CONF}.ucf-dist").ok
+    assert machine.run(f"test -f {IMAPD_CONF}.ucf-dist").ok
     behaviour(
         "folders of an unedited Debian imapd.conf after the upgrade",
         " ".join(fingerprint(machine, passwords)["alice"]["mailboxes"]),
@@ -121,7 +121,7 @@ def test_upgrade_from_debian_13_with_every_service_package_and_its_cyrus_conf_op
     for port in EVERY_PORT:
         machine.wait_for_tcp(port)
     machine.wait_for_unix_socket("/run/cyrus/socket/lmtp")
-    assert not machine.exec(f"test -e {MIGRATED_FRAGMENT}").ok
+    assert not machine.run(f"test -e {MIGRATED_FRAGMENT}").ok
     logged = machine.cyrus_log().splitlines()[logged_before:]
     refused = [line for line in logged if "unable to bind" in line]
     behaviour("bind failures after the upgrade with every service package", str(len(refused)))
@@ -219,7 +219,7 @@ def test_a_power_cut_between_unpack_and_configure_of_the_upgrade_loses_no_mail(
     # What README.Debian tells after an upgrade the machine did not survive. The cut can
     # land while dpkg unpacks a later package of the same run (it did once in CI, under
     # load): dpkg marks that one reinst-required, and only a reinstallation mends it.
-    configure = machine.exec("DEBIAN_FRONTEND=noninteractive dpkg --configure -a 2>&1")
+    configure = machine.run("DEBIAN_FRONTEND=noninteractive dpkg --configure -a 2>&1")
     statuses = machine.check("dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n'")
     reinstall = [line.split()[1] for line in statuses.splitlines() if line[2:3] == "R"]
     if reinstall:

@@ -67,7 +67,7 @@ def test_release_upgrade_from_debian_12_keeps_the_3_6_1_store_whole(
     # 3.10 and later want it in DAEMON, which the upgrade must see to.
     machine.check(r"sed -i -E 's/^(\s*)#\s*(idled\s)/\1\2/' /etc/cyrus.conf")
     users = provision_users(machine, USERS)
-    assert machine.exec("pgrep -x idled").ok
+    assert machine.run("pgrep -x idled").ok
     populate(machine, users, annotate_shared_folder=False)
     before = fingerprint(machine, users.passwords)
     assert message_count(before) == MESSAGES_SEEN
@@ -87,7 +87,7 @@ def test_release_upgrade_from_debian_12_keeps_the_3_6_1_store_whole(
     assert_store_unchanged(before, fingerprint(machine, users.passwords))
     migrated = machine.read_file(MIGRATED_FRAGMENT)
     assert re.search(r"DAEMON \{\n(  .*\n)*  idled\s+cmd=", migrated), migrated
-    assert machine.exec("pgrep -x idled").ok, "idled does not run after the upgrade"
+    assert machine.run("pgrep -x idled").ok, "idled does not run after the upgrade"
     behaviour("services Debian 12 did not run, after the upgrade", disabled_services(migrated))
 
     for command in AFTER_THE_UPGRADE:

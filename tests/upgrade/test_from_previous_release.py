@@ -106,7 +106,7 @@ def test_an_upgrade_that_fails_in_postinst_finishes_with_dpkg_configure_once_fix
     good_conf = machine.read_file(IMAPD_CONF)
     machine.check(f"echo 'admins: somebody' >> {IMAPD_CONF}")
 
-    failed = machine.exec(
+    failed = machine.run(
         f"echo 'deb [trusted=yes] file:{REPO_MOUNT} ./' > {LOCAL_SOURCE} && apt-get update -qq"
         " && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
         f" {' '.join(PACKAGES)} 2>&1"

@@ -211,7 +211,7 @@ def _idle_latency_ms(side: Side) -> float:
 
 def _start_to_login_ms(side: Side) -> float:
     started = time.perf_counter()
-    machine = DebianContainer(side.image, side.machine.init, side.machine.repo).start()
+    machine = DebianContainer(side.image, side.machine.init.name, side.machine.repo).start()
     try:
         deadline = started + START_TIMEOUT_S
         while time.perf_counter() < deadline:
@@ -265,7 +265,7 @@ def _polling(side: Side) -> Iterator[None]:
     machine = side.machine
     if side.name == "ours":
         with reconfigured(machine, options=POLLING_OPTIONS, local_fragment=WITHOUT_IDLED):
-            assert not machine.exec("pgrep -x idled").ok, "idled still runs"
+            assert not machine.run("pgrep -x idled").ok, "idled still runs"
             yield
         return
     original = machine.read_file(CYRUS_CONF)
@@ -273,7 +273,7 @@ def _polling(side: Side) -> Iterator[None]:
     machine.rewrite_file(CYRUS_CONF, "\n".join(kept) + "\n")
     try:
         with reconfigured(machine, options=POLLING_OPTIONS):
-            assert not machine.exec("pgrep -x idled").ok, "idled still runs"
+            assert not machine.run("pgrep -x idled").ok, "idled still runs"
             yield
     finally:
         machine.rewrite_file(CYRUS_CONF, original)
@@ -287,11 +287,9 @@ def _load(side: Side) -> None:
         result = _agent(side, "lmtp-load", side.lmtp_socket, user, str(count), "1", seed)
         if result["delivered"] != count:
             raise RuntimeError(f"{side.name}: loading {user}: {result['delivered']} of {count}")
-    side.image = (
-        side.machine.get_wrapped_container()
-        .commit(repository="cyrus-deb/bench", tag=side.name.replace(" ", "-"))
-        .id
-    )
+    tag = f"cyrus-deb/bench:{side.name.replace(' ', '-')}"
+    side.machine.get_wrapped_container().commit(*tag.split(":"))
+    side.image = tag
 
 
 def _boot(client: docker.DockerClient, repo: Path) -> DebianContainer:
@@ -489,7 +487,7 @@ def run_bench(client: docker.DockerClient, repo: Path, reference: str, rounds: i
         with phase(f"{rounds} rounds of every figure"):
             for measure in MEASURES:
                 _measure(sides, measure, rounds)
-        measures = MEASURES
+        measures: tuple[Measure, ...] = MEASURES
         # Dovecot has no idled to turn off: inotify tells it of changes.
         if reference != "dovecot":
             with ExitStack() as polling, phase("IDLE by polling, both sides without idled"):

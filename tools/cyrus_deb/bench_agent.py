@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -139,7 +140,11 @@ def idle_latency(socket_path: str, user: str, password: str) -> dict:
 
 def main() -> None:
     command, *arguments = sys.argv[1:]
-    actions = {"lmtp-load": lmtp_load, "idle-latency": idle_latency, "fetch": fetch}
+    actions: dict[str, Callable[..., dict]] = {
+        "lmtp-load": lmtp_load,
+        "idle-latency": idle_latency,
+        "fetch": fetch,
+    }
     print(json.dumps(actions[command](*arguments)))
 
 

@@ -46,10 +46,12 @@ def qa_image(client: docker.DockerClient) -> str:
 def _run(container: Container, script: str, log: Path) -> None:
     """Run a shell step in the QA container, appending its output to the log."""
     result = container.exec_run(["sh", "-euc", script], demux=False)
+    output = result.output or b""
+    assert isinstance(output, bytes)  # not streamed
     with log.open("ab") as handle:
-        handle.write(result.output or b"")
+        handle.write(output)
     if result.exit_code != 0:
-        tail = (result.output or b"").decode(errors="replace")[-5000:]
+        tail = output.decode(errors="replace")[-5000:]
         raise UserError(f"build step failed (exit {result.exit_code}); full log {log}:\n{tail}")
 
 

@@ -30,6 +30,11 @@ class CyrusUsers:
     passwords: dict[str, str]
 
 
+def provisioned_users(names: Iterable[str]) -> CyrusUsers:
+    """The users provision_users gives a machine, with their passwords."""
+    return CyrusUsers("cyrus", "admin-secret", {name: f"{name}-secret" for name in names})
+
+
 def provision_users(
     machine: DebianContainer, names: Iterable[str] = ("alice", "bob")
 ) -> CyrusUsers:
@@ -44,7 +49,7 @@ def provision_users(
         f" || echo 'servername: {SERVERNAME}' >> /etc/imapd.conf;"
         " grep -q '^admins:' /etc/imapd.conf || echo 'admins: cyrus' >> /etc/imapd.conf"
     )
-    users = CyrusUsers("cyrus", "admin-secret", {name: f"{name}-secret" for name in names})
+    users = provisioned_users(names)
     for name, password in {users.admin: users.admin_password, **users.passwords}.items():
         machine.check(f"echo {shlex.quote(password)} | saslpasswd2 -p -c -u {SERVERNAME} {name}")
     restart = machine.service("restart")
@@ -82,7 +87,9 @@ def imap_connect(machine: DebianContainer, *, starttls: bool = True) -> imaplib.
 def hierarchy_separator(imap: imaplib.IMAP4) -> str:
     """'/' with unixhierarchysep (our default), '.' without (Debian's own packages)."""
     _, data = imap.list('""', '""')
-    return data[0].decode().split('"')[1]
+    line = data[0]
+    assert isinstance(line, bytes), f"LIST answered {data!r}"
+    return line.decode().split('"')[1]
 
 
 def imap_login(machine: DebianContainer, user: str, password: str) -> imaplib.IMAP4:

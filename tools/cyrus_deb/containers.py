@@ -1,11 +1,7 @@
 """Boot Debian containers with a real init, install the locally built packages, read their logs.
 
-The docker flags are the ones measured to work on this kind of host (no
---privileged): systemd gets its own cgroup2 hierarchy, sysvinit gets
-SYS_PTRACE (so pidof sees daemons of other users) and SYS_BOOT. Where Docker's
-defaults differ from a Debian host, the machine is given the host's settings;
-container-vs-host.md, beside this file, lists every difference that remains and
-why it does not hide a defect.
+How a machine is run, booted and driven depends on its init system; init_systems.py
+holds every such difference, so nothing here branches on it.
 """
 
 import io
@@ -15,7 +11,6 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -23,9 +18,10 @@ from debian.deb822 import Packages
 from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 
-from .disks import Ext4Disk, FsckVerdict
+from .disks import STATE_TREES, Ext4Disk, FsckVerdict
 from .engine import owner_labels
-from .images import APT_INSTALL, CGROUP2_REMOUNT, Recipe, ensure_image, flavour_image
+from .images import APT_INSTALL, Recipe, ensure_image, flavour_image
+from .init_systems import Result, init_system
 
 # Ryuk, testcontainers' reaper, is an image that cannot be pulled here; the
 # fixtures remove their containers themselves.
@@ -37,89 +33,13 @@ BOOT_TIMEOUT_S = 60
 WAIT_TIMEOUT_S = 30
 PUBLISHED_PORTS = (24, 110, 143, 993, 995, 4190, 8008, 8443)
 
-# What a Debian host's kernel has and Docker changes in every container: any user
-# may bind ports below 1024 there (0), and unprivileged ICMP sockets are allowed.
-HOST_SYSCTLS = {
-    "net.ipv4.ip_unprivileged_port_start": "1024",
-    "net.ipv4.ping_group_range": "1 0",
-}
-# Docker leaves IPv6 off inside containers; a real machine has ::1.
-IPV6_LOOPBACK_SYSCTLS = {
-    "net.ipv6.conf.all.disable_ipv6": "0",
-    "net.ipv6.conf.lo.disable_ipv6": "0",
-}
-# The open-files limit init and what it starts get from a host's kernel; under
-# systemd, PID 1 sets its services' own (DefaultLimitNOFILE, or the unit's).
-SYSVINIT_NOFILE = docker.types.Ulimit(name="nofile", soft=1024, hard=4096)
-
-
-@dataclass(frozen=True)
-class HostSettings:
-    """How a machine of ours is run so that it behaves as a Debian host, not as Docker's
-    defaults: the same for our own machines and for autopkgtest's testbeds."""
-
-    capabilities: tuple[str, ...]
-    sysctls: Mapping[str, str]
-    ulimits: tuple[docker.types.Ulimit, ...] = ()
-    cgroupns: str | None = None
-    # /run is a tmpfs on a real machine; the tests reboot and expect it empty.
-    tmpfs: tuple[str, ...] = ("/run", "/run/lock")
-
-    def docker_kwargs(self) -> dict[str, object]:
-        """For docker-py's containers.run, all but the tmpfs mounts."""
-        kwargs: dict[str, object] = {
-            "cap_add": list(self.capabilities),
-            "sysctls": dict(self.sysctls),
-            "ulimits": list(self.ulimits),
-        }
-        if self.cgroupns:
-            kwargs["cgroupns"] = self.cgroupns
-        return kwargs
-
-    def docker_run_flags(self) -> list[str]:
-        """The same, as `docker run` options."""
-        flags = [f"--cap-add={capability}" for capability in self.capabilities]
-        flags += [f"--sysctl={name}={value}" for name, value in self.sysctls.items()]
-        flags += [f"--ulimit={u['Name']}={u['Soft']}:{u['Hard']}" for u in self.ulimits]
-        flags += [f"--tmpfs={path}" for path in self.tmpfs]
-        return flags + ([f"--cgroupns={self.cgroupns}"] if self.cgroupns else [])
-
-
-def host_settings(init: str, *, ipv6_loopback: bool = False) -> HostSettings:
-    """systemd gets a cgroup namespace of its own and CAP_SYS_ADMIN to mount its cgroup2
-    tree; sysvinit gets SYS_PTRACE (so pidof sees daemons of other users) and SYS_BOOT."""
-    sysctls = HOST_SYSCTLS | (IPV6_LOOPBACK_SYSCTLS if ipv6_loopback else {})
-    if init == "systemd":
-        return HostSettings(("SYS_ADMIN",), sysctls, cgroupns="private")
-    return HostSettings(("SYS_PTRACE", "SYS_BOOT"), sysctls, ulimits=(SYSVINIT_NOFILE,))
-
-
-SYSTEMD_ENTRYPOINT = ["/bin/sh", "-c", f"{CGROUP2_REMOUNT} && exec /sbin/init"]
-
 
 def _listen_probe(port: int) -> str:
     return f"ss -Hltn 'sport = :{port}' | grep -q LISTEN"
 
 
-# How each init system brings Cyrus back after master dies.
-RECOVERY_AFTER_MASTER_DIES = {
-    "systemd": "restarted by systemd",
-    "sysvinit": "service cyrus-imapd start",
-}
-
-
 class CommandFailed(AssertionError):
     """A command in the container exited non-zero; carries what it printed."""
-
-
-@dataclass(frozen=True)
-class Result:
-    exit_code: int
-    output: str
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
 
 
 def runtime_dependencies(repo: Path) -> list[str]:
@@ -128,7 +48,7 @@ def runtime_dependencies(repo: Path) -> list[str]:
     with (repo / "Packages").open() as handle:
         for stanza in Packages.iter_paragraphs(handle, use_apt_pkg=False):
             ours.add(stanza["Package"])
-            for alternatives in stanza.relations["depends"]:
+            for alternatives in stanza.relations["depends"] or ():
                 wanted.add(alternatives[0]["name"])
     return sorted(wanted - ours)
 
@@ -153,12 +73,19 @@ class DebianContainer(DockerContainer):
         *,
         ipv6_loopback: bool = False,
         state_disk: Ext4Disk | None = None,
+        state_on_volumes: bool = False,
+        hostname: str | None = None,
     ) -> None:
+        """`state_disk`: Cyrus's state on an ext4 image of its own. `state_on_volumes`: on
+        volumes that start as a copy of the image's state trees, for an image that holds
+        them: in its layers, they would be on overlayfs, which refuses to rename a directory
+        of a lower layer (EXDEV), as Cyrus does when it rotates its database backups."""
         super().__init__(image)
-        self.init, self.repo, self.state_disk = init, repo, state_disk
+        self.repo, self.state_disk = repo, state_disk
         for host_directory, path in (state_disk.binds() if state_disk else {}).items():
             self.with_volume_mapping(str(host_directory), path, "rw")
-        settings = host_settings(init, ipv6_loopback=ipv6_loopback)
+        self.init = init_system(init)
+        settings = self.init.host_settings(ipv6_loopback=ipv6_loopback)
         self.with_volume_mapping(str(repo), REPO_MOUNT, "ro")
         for port in PUBLISHED_PORTS:
             # A random host port on loopback only: nothing else is ever a target.
@@ -166,13 +93,17 @@ class DebianContainer(DockerContainer):
             self.ports[f"{port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
         for path in settings.tmpfs:
             self.with_tmpfs_mount(path)
-        # systemd needs its cgroup2 tree mounted before it starts (the image's CMD is init).
-        by_init = (
-            {"stop_signal": "SIGRTMIN+3", "entrypoint": SYSTEMD_ENTRYPOINT}
-            if init == "systemd"
-            else {"stop_signal": "SIGINT"}
+        volumes = [
+            docker.types.Mount(path, None, type="volume")
+            for path in (STATE_TREES.values() if state_on_volumes else ())
+        ]
+        self.with_kwargs(
+            **settings.docker_kwargs(),
+            **({"hostname": hostname} if hostname else {}),
+            mounts=volumes,
+            labels=owner_labels(),
+            **self.init.run_options(),
         )
-        self.with_kwargs(**settings.docker_kwargs(), labels=owner_labels(), **by_init)
 
     def port(self, container_port: int) -> int:
         """The loopback port on the host that reaches container_port."""
@@ -221,6 +152,7 @@ class DebianContainer(DockerContainer):
         """Run a shell command and yield its output line by line as it comes; the stream
         ends when the command does, or when the machine dies."""
         _, stream = self.get_wrapped_container().exec_run(["sh", "-c", command], stream=True)
+        assert not isinstance(stream, bytes)  # streamed
         pending = b""
         for chunk in stream:
             pending += chunk
@@ -229,9 +161,10 @@ class DebianContainer(DockerContainer):
         if pending:
             yield pending.decode(errors="replace")
 
-    def exec(self, command: str, *, user: str = "") -> Result:
+    def run(self, command: str, *, user: str = "") -> Result:
         """Run a shell command; never raises on a non-zero exit."""
         code, output = self.get_wrapped_container().exec_run(["sh", "-c", command], user=user)
+        assert code is not None and isinstance(output, bytes)  # waited for, not streamed
         return Result(code, output.decode(errors="replace"))
 
     def write_file(self, path: str, content: bytes | str, mode: int = 0o644) -> None:
@@ -259,7 +192,7 @@ class DebianContainer(DockerContainer):
 
     def check(self, command: str, *, user: str = "") -> str:
         """Run a shell command that must succeed; return its output."""
-        result = self.exec(command, user=user)
+        result = self.run(command, user=user)
         if not result.ok:
             raise CommandFailed(f"`{command}` exited {result.exit_code}:\n{result.output}")
         return result.output
@@ -268,16 +201,12 @@ class DebianContainer(DockerContainer):
         return self.check(f"cat {shlex.quote(path)}")
 
     def wait_booted(self) -> None:
-        if self.init == "systemd":
-            probe = "systemctl is-system-running 2>/dev/null | grep -qE '^(running|degraded)$'"
-        else:
-            probe = "runlevel 2>/dev/null | grep -q ' 2$'"
-        self.wait_until(probe, BOOT_TIMEOUT_S, f"{self.init} did not finish booting")
+        self.wait_until(self.init.boot_probe(), BOOT_TIMEOUT_S, f"{self.init} did not boot")
 
     def wait_until(self, probe: str, timeout_s: float, what: str) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.exec(probe).ok:
+            if self.run(probe).ok:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"{what} within {timeout_s} s\n{self.logs_for_humans()}")
@@ -287,7 +216,7 @@ class DebianContainer(DockerContainer):
 
     def listens(self, port: int) -> bool:
         """Whether something in the container listens on the TCP port, seen with ss."""
-        return self.exec(_listen_probe(port)).ok
+        return self.run(_listen_probe(port)).ok
 
     def wait_for_tcp(self, port: int, timeout_s: float = WAIT_TIMEOUT_S) -> None:
         self.wait_until(_listen_probe(port), timeout_s, f"nothing listens on {port}")
@@ -346,15 +275,17 @@ class DebianContainer(DockerContainer):
         )
 
     def service(self, action: str, name: str = "cyrus-imapd") -> Result:
-        if self.init == "systemd":
-            return self.exec(f"systemctl {action} {name} 2>&1")
-        return self.exec(f"service {name} {action} 2>&1")
+        """What the administrator types (systemctl or service) and what they read."""
+        return self.init.service(self, action, name)
+
+    def explain_refused_start(self, start: Result, name: str = "cyrus-imapd") -> str:
+        """What the administrator reads about `start`, a start that failed."""
+        return self.init.explain_refused_start(self, name, start)
 
     def start_again(self, name: str = "cyrus-imapd") -> Result:
         """Start a service whose start was refused, once the cause is fixed, as an
-        administrator does: on systemd, first clear the unit's failed state."""
-        if self.init == "systemd":
-            self.check(f"systemctl reset-failed {name}")
+        administrator does: the init system first forgets the failed start."""
+        self.init.clear_start_limit(self, name)
         return self.service("start", name)
 
     def start_after_master_dies(self, killed_pid: str) -> Result:
@@ -362,26 +293,11 @@ class DebianContainer(DockerContainer):
         by itself (Restart=on-abnormal); under sysvinit, which watches nothing, the
         administrator does (README.Debian). Ok when master runs again; the output is
         what the administrator reads about that start."""
-        if self.init == "sysvinit":
-            return self.service("start")
-        master_again = (
-            "systemctl is-active --quiet cyrus-imapd"
-            " && pid=$(systemctl show -P MainPID cyrus-imapd)"
-            f" && [ $pid != 0 ] && [ $pid != {killed_pid} ]"
-        )
-        self.wait_until(
-            f"{{ {master_again}; }} || systemctl is-failed --quiet cyrus-imapd",
-            WAIT_TIMEOUT_S,
-            "systemd neither restarted master nor gave up",
-        )
-        journal = self.exec("journalctl --no-pager -n 40 -u cyrus-imapd 2>&1").output
-        return Result(0 if self.exec(master_again).ok else 1, journal)
+        return self.init.start_after_master_dies(self, killed_pid, WAIT_TIMEOUT_S)
 
     def cyrus_log(self) -> str:
         """Everything Cyrus logged (syslog facility mail) since the machine was made."""
-        if self.init == "systemd":
-            return self.check("journalctl --no-pager -o short SYSLOG_FACILITY=2")
-        return self.check("cat /var/log/mail.log")
+        return self.check(self.init.cyrus_log_command())
 
     def wait_until_logged(self, text: str, times: int, timeout_s: float = WAIT_TIMEOUT_S) -> None:
         """Wait until Cyrus's log holds `text` at least `times` times."""
@@ -393,18 +309,9 @@ class DebianContainer(DockerContainer):
 
     def logs_for_humans(self, lines: int = 80) -> str:
         """What a person looks at first: service status, init log, Cyrus's own lines."""
-        if self.init == "systemd":
-            status = self.exec("systemctl --no-pager status cyrus-imapd 2>&1; systemctl --failed")
-            journal = self.exec(f"journalctl --no-pager -n {lines} 2>&1")
-            cyrus = self.exec("journalctl --no-pager -n 200 SYSLOG_FACILITY=2 2>&1 | tail -n 60")
-        else:
-            status = self.exec("service cyrus-imapd status 2>&1")
-            journal = self.exec(f"tail -n {lines} /var/log/syslog 2>&1")
-            cyrus = self.exec("tail -n 60 /var/log/mail.log 2>&1")
-        return (
-            f"--- service status ---\n{status.output}\n"
-            f"--- {'journal' if self.init == 'systemd' else 'syslog'} ---\n{journal.output}\n"
-            f"--- Cyrus (facility mail) ---\n{cyrus.output}"
+        return "\n".join(
+            f"--- {heading} ---\n{self.run(command).output}"
+            for heading, command in self.init.report_commands(lines).items()
         )
 
 

@@ -79,7 +79,7 @@ class Ext4Disk:
         _check("truncate", "-s", f"{size_mib}M", str(self.image))
         # Debian's defaults (journal, delayed allocation, data=ordered): a host's disk.
         _check("mkfs.ext4", "-q", "-F", str(self.image))
-        self._canary = b""
+        self._canary = ""
         self.mount()
         try:
             for tree in self.trees:

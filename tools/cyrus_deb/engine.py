@@ -81,12 +81,12 @@ def remove_abandoned(client: docker.DockerClient) -> list[str]:
     removed = []
     for container in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
         if not _alive(int(container.labels[OWNER_LABEL])):
-            container.remove(force=True)
-            removed.append(container.name)
+            container.remove(force=True, v=True)
+            removed.append(str(container.name))
     for network in client.networks.list(filters={"label": OWNER_LABEL}):
         if not _alive(int(network.attrs["Labels"][OWNER_LABEL])):
             network.remove()
-            removed.append(network.name)
+            removed.append(str(network.name))
     return removed
 
 

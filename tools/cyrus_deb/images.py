@@ -60,7 +60,7 @@ CGROUP2_REMOUNT = (
 )
 
 
-def _digest(*parts: bytes | str) -> str:
+def content_digest(*parts: bytes | str) -> str:
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part.encode() if isinstance(part, str) else part)
@@ -81,7 +81,7 @@ def mmdebstrap_tarball(directory: Path, distribution: str, variant: str, *option
     `directory` under a name that changes with the recipe; older ones of it go."""
     mirror = host_mirror()
     stem = f"{distribution}-{variant}"
-    tarball = directory / f"{stem}-{_digest(variant, distribution, mirror, *options)}.tar"
+    tarball = directory / f"{stem}-{content_digest(variant, distribution, mirror, *options)}.tar"
     if tarball.exists():
         return tarball
     mmdebstrap = shutil.which("mmdebstrap")
@@ -134,9 +134,9 @@ class Recipe:
 
     @property
     def tag(self) -> str:
-        parts = [self.dockerfile, *(f"{n}\0" for n in sorted(self.files))]
+        parts: list[bytes | str] = [self.dockerfile, *(f"{n}\0" for n in sorted(self.files))]
         parts += [self.files[n] for n in sorted(self.files)]
-        return f"cyrus-deb/{self.name}:{_digest(*parts)}"
+        return f"cyrus-deb/{self.name}:{content_digest(*parts)}"
 
 
 def _context(recipe: Recipe) -> io.BytesIO:

@@ -22,7 +22,7 @@ def _one_line_entries(path: Path) -> list[tuple[str, list[str]]]:
 
 
 def _deb822_entries(path: Path) -> list[tuple[str, list[str]]]:
-    entries = []
+    entries: list[tuple[str, list[str]]] = []
     with path.open() as handle:
         for stanza in Deb822.iter_paragraphs(handle):
             if "deb" not in stanza.get("Types", "").split():
