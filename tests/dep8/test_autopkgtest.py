@@ -172,6 +172,7 @@ def autopkgtest(docker_engine, autopkgtest_image, packages_dir, target):
     return run
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("test", [name for name in dep8_test_names() if name != "cassandane"])
 def test_autopkgtest_passes_the_dep8_test_on_a_minimal_testbed(test: str, autopkgtest):
     run = autopkgtest(test, [])

@@ -53,6 +53,51 @@ def test_a_store_backed_up_destroyed_and_restored_is_the_same_store(
     assert not differences(before, fingerprint(machine, passwords))
 
 
+# The trees that are mount points on crashable_server's machine (Docker volumes), as on a
+# host that keeps them on disks of their own; /var/spool/cyrus/mail lies inside another.
+MOUNTED_TREES = ("/var/lib/cyrus", "/var/spool/sieve")
+
+
+def test_a_store_on_disks_of_its_own_is_restored_onto_new_empty_disks(crashable_server, figures):
+    machine, passwords = crashable_server.machine, crashable_server.users.passwords
+    for tree in MOUNTED_TREES:
+        machine.check(f"mountpoint -q {tree}")  # the rig: each is a file system of its own
+    machine.check(f"apt-get install -y -q {' '.join(CLIENT_PACKAGES)} 2>&1")
+    populate(machine, passwords)
+    before = fingerprint(machine, passwords)
+    machine.check(f"cyrus-backup create {ARCHIVE}")
+    machine.wait_for_tcp(143)
+    assert machine.service("stop").ok
+    # The disks are lost; the new ones hold nothing but lost+found.
+    for tree in MOUNTED_TREES:
+        machine.check(f"find {tree} -mindepth 1 -delete && install -d -m 700 {tree}/lost+found")
+    machine.check("rm -rf /var/spool/cyrus/mail")
+
+    machine.check(f"cyrus-backup restore {ARCHIVE}")
+    machine.wait_for_tcp(143)
+    after = fingerprint(machine, passwords)
+    found = differences(before, after)
+    figures(messages_compared=message_count(after), differences=found)
+    assert not found, "\n".join(found)
+
+
+def test_restore_refuses_a_mount_point_that_still_holds_a_store_and_changes_nothing(
+    crashable_server,
+):
+    machine = crashable_server.machine
+    machine.check(f"cyrus-backup create {ARCHIVE}")
+    machine.wait_for_tcp(143)
+    pid = master_pid(machine)
+    refused = machine.run(f"cyrus-backup restore {ARCHIVE} 2>&1")
+    assert not refused.ok
+    assert "mount points that hold files" in refused.output, refused.output
+    assert "nothing was changed" in refused.output, refused.output
+    for tree in MOUNTED_TREES:
+        assert f"  {tree}\n" in refused.output, refused.output
+    assert master_pid(machine) == pid
+    assert machine.run("ls -d /var/lib/cyrus.* /var/spool/cyrus/mail.* 2>/dev/null").output == ""
+
+
 def test_restoring_from_something_that_is_not_an_archive_changes_nothing(crashable_server):
     machine = crashable_server.machine
     pid = master_pid(machine)

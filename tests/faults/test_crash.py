@@ -85,6 +85,7 @@ def test_every_process_killed_at_once_during_delivery_loses_no_acknowledged_mess
     send_again_what_was_not_acknowledged(machine, password, sent, acknowledged)
 
 
+@pytest.mark.quick
 def test_kill_9_of_master_during_delivery_loses_no_acknowledged_message(
     crashable_server, target, behaviour, figures
 ):

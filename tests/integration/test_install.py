@@ -15,6 +15,7 @@ def host_of(machine):
     return testinfra.get_host(f"docker://{machine.get_wrapped_container().id}")
 
 
+@pytest.mark.quick
 def test_installing_cyrus_imapd_alone_gives_a_running_imap_server(fresh_machine):
     fresh_machine.install(["cyrus-imapd"])
     fresh_machine.wait_for_tcp(143)
@@ -71,6 +72,7 @@ def test_runtime_directories_come_back_after_a_reboot(server):
     assert (socket_dir.user, socket_dir.group, socket_dir.mode) == ("cyrus", "cyrus-lmtp", 0o750)
 
 
+@pytest.mark.quick
 def test_lmtp_delivery_over_unix_socket_reaches_inbox(server):
     message = make_message("delivered over the unix socket")
     replies = lmtp_deliver(server.machine, ["alice"], message)

@@ -76,6 +76,7 @@ def test_cyrus_logs_under_the_names_debian_packages_used(server, behaviour):
     assert tags == expected, log[-3000:]
 
 
+@pytest.mark.quick
 def test_stop_closes_every_port_and_socket_and_start_brings_them_back(server, behaviour):
     machine = server.machine
     assert machine.service("stop").ok

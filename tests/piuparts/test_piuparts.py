@@ -100,7 +100,13 @@ def piuparts(docker_engine, piuparts_image, packages_dir):
     return run
 
 
-@pytest.mark.parametrize("package", binary_packages())
+@pytest.mark.parametrize(
+    "package",
+    [
+        pytest.param(package, marks=pytest.mark.quick) if package == "cyrus-imapd" else package
+        for package in binary_packages()
+    ],
+)
 def test_piuparts_installs_the_package_alone_and_purges_it_leaving_nothing(piuparts, package):
     result = piuparts(
         f"install-purge-{package}",

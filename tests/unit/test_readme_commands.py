@@ -19,15 +19,20 @@ def readme_commands() -> list[list[str]]:
     return commands
 
 
-def tox_commands_of(env: str) -> list[str]:
-    """The command line tox resolves for `env`, POSARGS standing where {posargs} goes."""
-    shown = subprocess.run(
+def tox_commands_shown(env: str) -> str:
+    """What `tox config` shows of `env`'s commands, POSARGS standing where {posargs} goes."""
+    return subprocess.run(
         [sys.executable, "-m", "tox", "config", "-e", env, "-k", "commands", "--", "POSARGS"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+
+
+def tox_commands_of(env: str) -> list[str]:
+    """The single command line tox resolves for `env`, POSARGS standing where {posargs} goes."""
+    shown = tox_commands_shown(env)
     line = next(line for line in shown.splitlines() if line.startswith("commands = "))
     return shlex.split(line.removeprefix("commands = "))
 
@@ -64,6 +69,9 @@ def test_readme_test_selection_reaches_pytest_and_selects_tests(words):
     posargs = command[command.index("--") + 1 :] if "--" in command else []
     assert "--" not in posargs, command
     for env in args.envs.split(","):
+        if env == "lint":
+            assert "POSARGS" not in tox_commands_shown(env), "lint takes no pytest arguments"
+            continue
         collected = subprocess.run(
             [*pytest_command_of(env, posargs), "--collect-only", "-q"],
             cwd=REPO_ROOT,

@@ -6,10 +6,12 @@ import re
 import tomllib
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from cyrus_deb.bench import plot, render, verdict
+from cyrus_deb.cli import TOX_ENVS
 from cyrus_deb.errors import UserError
 from cyrus_deb.init_systems import INIT_SYSTEMS_BY_NAME, Systemd, SysVinit
 from cyrus_deb.mirror import host_mirror
@@ -199,3 +201,17 @@ def test_only_init_systems_py_branches_on_the_init_system():
         if branch.search(line)
     ]
     assert not found, "\n".join(found)
+
+
+def test_the_gitlab_pipeline_runs_every_test_environment_and_each_machine_suite_per_init():
+    pipeline = yaml.safe_load((REPO_ROOT / ".gitlab-ci.yml").read_text())
+    matrix = pipeline["machines"]["parallel"]["matrix"][0]
+    assert sorted(matrix["INIT"]) == sorted(INIT_SYSTEMS_BY_NAME)
+    scripts = " ".join(
+        line for job in pipeline.values() if isinstance(job, dict) for line in job.get("script", [])
+    )
+    named = set(re.findall(r"--envs (\w+)", scripts)) | set(matrix["SUITE"])
+    assert named == set(TOX_ENVS.split(","))
+    for job in pipeline.values():
+        if isinstance(job, dict) and job.get("stage") == "test":
+            assert job["needs"] == ["build"], job

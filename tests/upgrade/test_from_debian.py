@@ -30,7 +30,13 @@ DEBIAN_PACKAGES = ["cyrus-imapd", "cyrus-admin", "sasl2-bin", "ssl-cert"]
 DEBIAN_RELEASES = {"trixie": "3.10.", "trixie-backports": "3.12.3"}
 
 
-@pytest.mark.parametrize("suite", DEBIAN_RELEASES)
+@pytest.mark.parametrize(
+    "suite",
+    [
+        pytest.param(suite, marks=pytest.mark.quick) if suite == "trixie" else suite
+        for suite in DEBIAN_RELEASES
+    ],
+)
 def test_upgrade_from_debian_13_package_keeps_every_message_and_flag(
     fresh_machine, suite, assert_store_unchanged
 ):

@@ -53,6 +53,8 @@ def tox_command(args: argparse.Namespace) -> list[str]:
     command = ["tox", "run", "-e", args.envs]
     # argparse's REMAINDER keeps the `--` that separates our options from pytest's.
     pytest_args = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
+    if args.quick:
+        pytest_args = ["-m", "quick", *pytest_args]
     if pytest_args:
         command += ["--", *pytest_args]
     return command
@@ -67,7 +69,9 @@ def _test(args: argparse.Namespace) -> int:
 def cassandane_as_test(args: argparse.Namespace) -> argparse.Namespace:
     """`cyrus-deb cassandane SUITE...` is the dep8 environment's Cassandane test, narrowed."""
     selection = [f"--cassandane-suites={suite}" for suite in args.suites]
-    return argparse.Namespace(envs="dep8", pytest_args=["-k", "cassandane", *selection])
+    return argparse.Namespace(
+        envs="dep8", quick=False, pytest_args=["-k", "cassandane", *selection]
+    )
 
 
 def _cassandane(args: argparse.Namespace) -> int:
@@ -116,6 +120,11 @@ def parser() -> argparse.ArgumentParser:
 
     test = commands.add_parser("test", help="run the test suite through tox")
     test.add_argument("--envs", default=TOX_ENVS, help=f"tox environments (default {TOX_ENVS})")
+    test.add_argument(
+        "--quick",
+        action="store_true",
+        help="a developer's loop: every unit test, and a few tests of each suite on both inits",
+    )
     test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest after --")
     test.set_defaults(run=_test)
 

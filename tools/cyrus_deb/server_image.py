@@ -6,6 +6,7 @@ itself start from a machine without our packages). The image is made once per bu
 the packages: its tag changes with the packages, the image beneath and this code.
 """
 
+import time
 from pathlib import Path
 
 import docker
@@ -27,6 +28,8 @@ SERVER_USERS = ("alice", "bob")
 # The machines made from the image keep the name it was installed under, as a host does:
 # ssl-cert's snakeoil certificate, made at the installation, names it.
 SERVER_HOSTNAME = "mail"
+MADE_AT_LABEL = "cyrus-deb.made-at"
+KEEP_RECENT_S = 6 * 3600
 # How the image is made: a change here makes a new one.
 RECIPE_SOURCES = ("server_image.py", "clients.py", "containers.py", "init_systems.py")
 
@@ -61,11 +64,14 @@ def server_image(client: docker.DockerClient, distribution: str, init: str, repo
             stopped = machine.service("stop")
             assert stopped.ok, stopped.output
             machine.check(machine.init.forget_logs_command())
-            machine.get_wrapped_container().commit(repository, key)
+            stamp = f"LABEL {MADE_AT_LABEL}={int(time.time())}"
+            machine.get_wrapped_container().commit(repository, key, changes=[stamp])
         finally:
             machine.stop()
-    # Images of earlier builds will never be booted again.
+    # Images of earlier builds go, but not one made lately: another run on this machine,
+    # from another checkout, may be booting it.
     for image in client.images.list(name=repository):
-        if f"{repository}:{key}" not in image.tags:
+        made_at = int(image.labels.get(MADE_AT_LABEL, "0"))
+        if f"{repository}:{key}" not in image.tags and time.time() - made_at > KEEP_RECENT_S:
             client.images.remove(str(image.id), force=True)
     return f"{repository}:{key}"
