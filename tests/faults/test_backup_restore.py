@@ -92,8 +92,10 @@ def test_restore_refuses_a_mount_point_that_still_holds_a_store_and_changes_noth
     assert not refused.ok
     assert "mount points that hold files" in refused.output, refused.output
     assert "nothing was changed" in refused.output, refused.output
-    for tree in MOUNTED_TREES:
-        assert f"  {tree}\n" in refused.output, refused.output
+    # /var/lib/cyrus holds the databases; /var/spool/sieve, without a script, only
+    # directories, which a restore may fill.
+    assert "  /var/lib/cyrus\n" in refused.output, refused.output
+    assert "/var/spool/sieve" not in refused.output, refused.output
     assert master_pid(machine) == pid
     assert machine.run("ls -d /var/lib/cyrus.* /var/spool/cyrus/mail.* 2>/dev/null").output == ""
 
