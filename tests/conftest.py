@@ -15,13 +15,14 @@ from pathlib import Path
 import docker
 import pytest
 
-from cyrus_deb.clients import LMTP_SOCKET, CyrusUsers
+from cyrus_deb.clients import CyrusUsers
 from cyrus_deb.containers import DebianContainer, image_for_tests
 from cyrus_deb.disks import Ext4Disk
 from cyrus_deb.engine import docker_client, remove_abandoned
 from cyrus_deb.images import INIT_SYSTEMS
 from cyrus_deb.paths import PACKAGES_DIR, REPO_ROOT
 from cyrus_deb.progress import say
+from cyrus_deb.server_config import wait_until_serving
 from cyrus_deb.server_image import SERVER_HOSTNAME, install_server, server_image, server_users
 
 from .behaviour_table import Table, differences, write_table
@@ -250,8 +251,7 @@ def booted_server(
             users = install_server(machine)
         else:
             users = server_users()
-            machine.wait_for_tcp(143)
-            machine.wait_for_unix_socket(LMTP_SOCKET)
+            wait_until_serving(machine)
         yield CyrusServer(machine, users)
     finally:
         machine.stop()

@@ -4,6 +4,7 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
+from .clients import LMTP_SOCKET
 from .containers import DebianContainer
 
 IMAPD_CONF = "/etc/imapd.conf"
@@ -43,8 +44,13 @@ def restart(machine: DebianContainer) -> None:
     machine.init.clear_start_limit(machine, "cyrus-imapd")
     result = machine.service("restart")
     assert result.ok, f"restart failed:\n{result.output}"
+    wait_until_serving(machine)
+
+
+def wait_until_serving(machine: DebianContainer) -> None:
+    """Until master has opened IMAP and the LMTP socket: what the tests reach it by."""
     machine.wait_for_tcp(143)
-    machine.wait_for_unix_socket("/run/cyrus/socket/lmtp")
+    machine.wait_for_unix_socket(LMTP_SOCKET)
 
 
 @contextmanager
