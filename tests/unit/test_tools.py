@@ -3,6 +3,8 @@
 import hashlib
 import os
 import re
+import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -11,11 +13,11 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from cyrus_deb.bench import plot, render, verdict
-from cyrus_deb.cli import TOX_ENVS
+from cyrus_deb.cli import TOX_ENVS, parser, tox_command
 from cyrus_deb.errors import UserError
 from cyrus_deb.init_systems import INIT_SYSTEMS_BY_NAME, Systemd, SysVinit
 from cyrus_deb.mirror import host_mirror
-from cyrus_deb.paths import REPO_ROOT
+from cyrus_deb.paths import REPO_ROOT, made_by_one_run
 from cyrus_deb.sbuild import BuildUser, build_user
 from cyrus_deb.upstream import orig_name, pinned_sha256, sha256_of, upstream_version
 
@@ -215,3 +217,38 @@ def test_the_gitlab_pipeline_runs_every_test_environment_and_each_machine_suite_
     for job in pipeline.values():
         if isinstance(job, dict) and job.get("stage") == "test":
             assert job["needs"] == ["build"], job
+
+
+def test_a_second_run_waits_while_another_makes_the_same_artefact(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    other_run = (
+        "from cyrus_deb.paths import made_by_one_run\n"
+        "with made_by_one_run('cyrus-deb/server-systemd-trixie:abc'):\n"
+        "    print('made')\n"
+    )
+    with made_by_one_run("cyrus-deb/server-systemd-trixie:abc"):
+        second = subprocess.Popen(
+            [sys.executable, "-c", other_run], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=os.environ,
+        )  # fmt: skip
+        assert second.stderr is not None
+        waiting = second.stderr.readline()
+        assert "waiting for another run making cyrus-deb/server-systemd-trixie:abc" in waiting
+        assert second.poll() is None, "the second run went on while the first held the lock"
+    out, _ = second.communicate(timeout=30)
+    assert (second.returncode, out) == (0, "made\n")
+
+
+@pytest.mark.parametrize(
+    ("words", "runner"),
+    [
+        (["test"], ["tox", "run-parallel", "--parallel=3", "--parallel-no-spinner"]),
+        (["test", "--jobs", "1"], ["tox", "run"]),
+        (["test", "--envs", "integration", "--", "-k", "lmtp"], ["tox", "run"]),
+    ],
+    ids=" ".join,
+)
+def test_several_environments_run_in_tox_parallel_mode_and_one_streams(words, runner):
+    command = tox_command(parser().parse_args(words))
+    assert command[: len(runner)] == runner
+    assert command[len(runner)] == "-e"

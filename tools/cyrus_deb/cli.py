@@ -18,6 +18,9 @@ from .reproducible import reprotest
 from .upstream import fetch_orig
 
 TOX_ENVS = "lint,unit,integration,upgrade,faults,dep8,piuparts"
+# The environments' machines mostly wait (on apt, on a boot, on a socket): three at once
+# keep this 2-core machine busy without starving a test of its time limit.
+PARALLEL_ENVS = 3
 
 
 def _fetch_orig(args: argparse.Namespace) -> int:
@@ -49,8 +52,13 @@ def _check_reproducible(args: argparse.Namespace) -> int:
 
 
 def tox_command(args: argparse.Namespace) -> list[str]:
-    """The tox run that `cyrus-deb test` makes; what follows `--` goes to pytest."""
-    command = ["tox", "run", "-e", args.envs]
+    """The tox run that `cyrus-deb test` makes; what follows `--` goes to pytest. Several
+    environments run in tox's parallel mode, each one's output shown whole as it ends."""
+    if args.jobs > 1 and "," in args.envs:
+        command = ["tox", "run-parallel", f"--parallel={args.jobs}", "--parallel-no-spinner"]
+    else:
+        command = ["tox", "run"]
+    command += ["-e", args.envs]
     # argparse's REMAINDER keeps the `--` that separates our options from pytest's.
     pytest_args = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
     if args.quick:
@@ -70,7 +78,7 @@ def cassandane_as_test(args: argparse.Namespace) -> argparse.Namespace:
     """`cyrus-deb cassandane SUITE...` is the dep8 environment's Cassandane test, narrowed."""
     selection = [f"--cassandane-suites={suite}" for suite in args.suites]
     return argparse.Namespace(
-        envs="dep8", quick=False, pytest_args=["-k", "cassandane", *selection]
+        envs="dep8", jobs=1, quick=False, pytest_args=["-k", "cassandane", *selection]
     )
 
 
@@ -124,6 +132,13 @@ def parser() -> argparse.ArgumentParser:
         "--quick",
         action="store_true",
         help="a developer's loop: every unit test, and a few tests of each suite on both inits",
+    )
+    test.add_argument(
+        "--jobs",
+        type=int,
+        default=PARALLEL_ENVS,
+        help=f"environments run at once (default {PARALLEL_ENVS}; 1: one after the other,"
+        " their output streamed as it comes)",
     )
     test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest after --")
     test.set_defaults(run=_test)

@@ -20,7 +20,7 @@ from docker.errors import BuildError, ImageNotFound
 
 from .errors import UserError
 from .mirror import host_mirror
-from .paths import cache_dir
+from .paths import cache_dir, made_by_one_run
 from .progress import phase
 
 DISTRIBUTIONS = ("bookworm", "trixie")
@@ -88,19 +88,22 @@ def mmdebstrap_tarball(directory: Path, distribution: str, variant: str, *option
     if mmdebstrap is None:
         raise UserError("mmdebstrap is not installed: apt-get install mmdebstrap")
     directory.mkdir(parents=True, exist_ok=True)
-    partial = directory / f"{stem}.partial"
-    with phase(f"making a {distribution} {variant} system with mmdebstrap"):
-        result = subprocess.run(
-            [mmdebstrap, "--quiet", f"--variant={variant}", "--format=tar", *options,
-             distribution, str(partial), mirror],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if result.returncode != 0:
-            partial.unlink(missing_ok=True)
-            raise UserError(f"mmdebstrap {distribution} failed:\n{result.stderr[-4000:]}")
-        for stale in directory.glob(f"{stem}-*.tar"):
-            stale.unlink()
-        partial.rename(tarball)
+    with made_by_one_run(tarball.name):
+        if tarball.exists():
+            return tarball
+        partial = directory / f"{stem}.partial"
+        with phase(f"making a {distribution} {variant} system with mmdebstrap"):
+            result = subprocess.run(
+                [mmdebstrap, "--quiet", f"--variant={variant}", "--format=tar", *options,
+                 distribution, str(partial), mirror],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if result.returncode != 0:
+                partial.unlink(missing_ok=True)
+                raise UserError(f"mmdebstrap {distribution} failed:\n{result.stderr[-4000:]}")
+            for stale in directory.glob(f"{stem}-*.tar"):
+                stale.unlink()
+            partial.rename(tarball)
     return tarball
 
 
@@ -114,8 +117,11 @@ def base_image(client: docker.DockerClient, distribution: str) -> str:
     tarball = minbase_tarball(distribution)
     repository, version = f"cyrus-deb/base-{distribution}", tarball.stem.rsplit("-", 1)[1]
     tag = f"{repository}:{version}"
-    if not image_exists(client, tag):
-        client.api.import_image_from_file(str(tarball), repository=repository, tag=version)
+    if image_exists(client, tag):
+        return tag
+    with made_by_one_run(tag):
+        if not image_exists(client, tag):
+            client.api.import_image_from_file(str(tarball), repository=repository, tag=version)
     return tag
 
 
@@ -154,18 +160,21 @@ def ensure_image(client: docker.DockerClient, recipe: Recipe) -> str:
     """Build the recipe unless an image with its tag exists; return the tag."""
     if image_exists(client, recipe.tag):
         return recipe.tag
-    with phase(f"building image {recipe.tag}"):
-        try:
-            client.images.build(
-                fileobj=_context(recipe),
-                custom_context=True,
-                tag=recipe.tag,
-                rm=True,
-                forcerm=True,
-            )
-        except BuildError as error:
-            log = "".join(chunk.get("stream", "") for chunk in error.build_log)
-            raise UserError(f"building {recipe.tag} failed:\n{log[-6000:]}") from error
+    with made_by_one_run(recipe.tag):
+        if image_exists(client, recipe.tag):
+            return recipe.tag
+        with phase(f"building image {recipe.tag}"):
+            try:
+                client.images.build(
+                    fileobj=_context(recipe),
+                    custom_context=True,
+                    tag=recipe.tag,
+                    rm=True,
+                    forcerm=True,
+                )
+            except BuildError as error:
+                log = "".join(chunk.get("stream", "") for chunk in error.build_log)
+                raise UserError(f"building {recipe.tag} failed:\n{log[-6000:]}") from error
     return recipe.tag
 
 

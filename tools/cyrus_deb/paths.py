@@ -1,7 +1,13 @@
 """Where the project's files and the per-machine caches live."""
 
+import fcntl
 import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from .progress import say
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEBIAN_DIR = REPO_ROOT / "debian"
@@ -15,3 +21,21 @@ def cache_dir() -> Path:
     path = base / "cyrus-deb"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextmanager
+def made_by_one_run(name: str) -> Iterator[None]:
+    """Held while a machine-wide artefact (an image, a tarball) named `name` is made: test
+    environments run in parallel, and runs of other checkouts, would otherwise make it
+    twice at once, or write one file together. The caller checks again for the artefact
+    once it holds the lock. The kernel releases it when its holder dies."""
+    locks = cache_dir() / "locks"
+    locks.mkdir(exist_ok=True)
+    file_name = re.sub(r"[^\w.-]", "_", name)
+    with (locks / f"{file_name}.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another run making {name}")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

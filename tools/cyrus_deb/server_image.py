@@ -14,6 +14,7 @@ import docker
 from .clients import CyrusUsers, provision_users, provisioned_users
 from .containers import DebianContainer, image_for_tests
 from .images import content_digest, image_exists
+from .paths import made_by_one_run
 from .progress import phase
 
 SERVER_PACKAGES = (
@@ -55,8 +56,24 @@ def server_image(client: docker.DockerClient, distribution: str, init: str, repo
         *((here / name).read_bytes() for name in RECIPE_SOURCES),
     )
     repository = f"cyrus-deb/server-{init}-{distribution}"
-    if image_exists(client, f"{repository}:{key}"):
-        return f"{repository}:{key}"
+    tag = f"{repository}:{key}"
+    if image_exists(client, tag):
+        return tag
+    with made_by_one_run(tag):
+        if not image_exists(client, tag):
+            _make(client, parent, init, repo, repository, key)
+    # Images of earlier builds go, but not one made lately: another run on this machine,
+    # from another checkout, may be booting it.
+    for image in client.images.list(name=repository):
+        made_at = int(image.labels.get(MADE_AT_LABEL, "0"))
+        if tag not in image.tags and time.time() - made_at > KEEP_RECENT_S:
+            client.images.remove(str(image.id), force=True)
+    return tag
+
+
+def _make(
+    client: docker.DockerClient, parent: str, init: str, repo: Path, repository: str, key: str
+) -> None:
     with phase(f"making the image of an installed server ({init})"):
         machine = DebianContainer(parent, init, repo, hostname=SERVER_HOSTNAME).start()
         try:
@@ -68,10 +85,3 @@ def server_image(client: docker.DockerClient, distribution: str, init: str, repo
             machine.get_wrapped_container().commit(repository, key, changes=[stamp])
         finally:
             machine.stop()
-    # Images of earlier builds go, but not one made lately: another run on this machine,
-    # from another checkout, may be booting it.
-    for image in client.images.list(name=repository):
-        made_at = int(image.labels.get(MADE_AT_LABEL, "0"))
-        if f"{repository}:{key}" not in image.tags and time.time() - made_at > KEEP_RECENT_S:
-            client.images.remove(str(image.id), force=True)
-    return f"{repository}:{key}"
