@@ -29,10 +29,10 @@ from cyrus_deb.images import (
     ensure_image,
     init_image,
 )
-from cyrus_deb.init_systems import init_system
-
-from ..conftest import DISTRIBUTION, REPORTS, Target
-from ..debian_control import dep8_test_names
+from cyrus_deb.paths import REPORTS_DIR
+from cyrus_testbed.boot import DISTRIBUTION, Target
+from cyrus_testbed.debian_control import dep8_test_names
+from cyrus_testbed.init_systems import init_system
 
 pytestmark = [pytest.mark.dep8, pytest.mark.slow]
 
@@ -108,7 +108,7 @@ def image_for_testbed(client, target: Target) -> str:
 def run_autopkgtest(
     client, runner: str, testbed: str, target: Target, test: str, packages_dir: Path, env: list[str]
 ) -> AutopkgtestRun:
-    output_dir = REPORTS / "autopkgtest" / f"{test}-{target}"
+    output_dir = REPORTS_DIR / "autopkgtest" / f"{test}-{target}"
     shutil.rmtree(output_dir, ignore_errors=True)
     output_dir.mkdir(parents=True)
     (changes,) = packages_dir.glob("*.changes")
@@ -149,15 +149,15 @@ def report_cassandane(run: AutopkgtestRun, request: pytest.FixtureRequest) -> li
     artifacts = run.output_dir / "artifacts"
     table = (artifacts / "table.txt").read_text()
     results = [line.split("\t") for line in (artifacts / "results.tsv").read_text().splitlines()]
-    (REPORTS / "cassandane.txt").write_text(table)
-    (REPORTS / "cassandane.json").write_text(
+    (REPORTS_DIR / "cassandane.txt").write_text(table)
+    (REPORTS_DIR / "cassandane.json").write_text(
         json.dumps({"results": {test: status for status, test in results}}, indent=2) + "\n"
     )
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     assert reporter is not None
     reporter.section("Cassandane against the installed packages")
     reporter.write_line(table.rstrip())
-    reporter.write_line(f"written to {REPORTS / 'cassandane.txt'} and cassandane.json")
+    reporter.write_line(f"written to {REPORTS_DIR / 'cassandane.txt'} and cassandane.json")
     return [test for _, test in results]
 
 

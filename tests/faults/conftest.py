@@ -2,14 +2,12 @@
 
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from cyrus_deb.disks import Ext4Disk
-
-from ..conftest import CyrusServer, booted_server
+from cyrus_testbed.boot import CyrusServer, booted_server
+from cyrus_testbed.disks import SMALL_DISKS, Ext4Disk, SmallDisk
 
 # Room for the crash tests' thousand messages and Cyrus's databases; the image is sparse.
 STATE_DISK_MIB = 512
@@ -49,23 +47,6 @@ def server_on_its_own_disk(images, server_images, target, packages_dir) -> Itera
             disk.release()
 
 
-@dataclass(frozen=True)
-class SmallDisk:
-    """A small ext4 file system of its own under one of Cyrus's trees, to fill up."""
-
-    what: str
-    path: str
-    # What is left free when the test fills it: room for a few dozen deliveries.
-    left_free_kib: int
-
-    def __str__(self) -> str:
-        return self.what.replace(" ", "-")
-
-
-SMALL_DISKS = [
-    SmallDisk("mail partition", "/var/spool/cyrus", left_free_kib=600),
-    SmallDisk("database directory", "/var/lib/cyrus", left_free_kib=64),
-]
 SMALL_DISK_MIB = 32
 
 

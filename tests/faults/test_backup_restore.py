@@ -3,12 +3,11 @@ store, restore, and the store is as it was; a restore over a store keeps that on
 
 import pytest
 
-from cyrus_deb.clients import lmtp_deliver, make_message
-from cyrus_deb.server_config import master_pid, reconfigured
-
-from ..fingerprint import differences, fingerprint, message_count
-from ..upgrade.store import CLIENT_PACKAGES
-from .test_database_damage import populate
+from cyrus_testbed.clients import lmtp_deliver, make_message
+from cyrus_testbed.fingerprint import differences, fingerprint, message_count
+from cyrus_testbed.mailbox import fill_with_mail_and_folders
+from cyrus_testbed.server_config import master_pid, reconfigured
+from cyrus_testbed.store import CLIENT_PACKAGES
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -22,7 +21,7 @@ def test_a_store_backed_up_destroyed_and_restored_is_the_same_store(
     server = server_with_its_store_on_the_root_file_system
     machine, passwords = server.machine, server.users.passwords
     machine.check(f"apt-get install -y -q {' '.join(CLIENT_PACKAGES)} 2>&1")
-    populate(machine, passwords)
+    fill_with_mail_and_folders(machine, passwords)
     before = fingerprint(machine, passwords)
     pid = master_pid(machine)
 
@@ -63,7 +62,7 @@ def test_a_store_on_disks_of_its_own_is_restored_onto_new_empty_disks(crashable_
     for tree in MOUNTED_TREES:
         machine.check(f"mountpoint -q {tree}")  # the rig: each is a file system of its own
     machine.check(f"apt-get install -y -q {' '.join(CLIENT_PACKAGES)} 2>&1")
-    populate(machine, passwords)
+    fill_with_mail_and_folders(machine, passwords)
     before = fingerprint(machine, passwords)
     machine.check(f"cyrus-backup create {ARCHIVE}")
     machine.wait_for_tcp(143)

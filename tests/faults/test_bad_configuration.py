@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from cyrus_deb.clients import imap_login, lmtp_deliver, make_message
-from cyrus_deb.server_config import IMAPD_CONF, LOCAL_FRAGMENT
+from cyrus_testbed.clients import imap_login, lmtp_deliver, make_message
+from cyrus_testbed.server_config import IMAPD_CONF, LOCAL_FRAGMENT
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -9,17 +9,15 @@ import random
 
 import pytest
 
-from cyrus_deb.clients import (
+from cyrus_testbed.clients import (
     TEST_FILES,
     imap_login,
     lmtp_deliver_each,
     make_message,
     sieve_connect,
 )
-from cyrus_deb.server_config import master_pid
-
-from ..corpus import varied_messages
-from .mailbox import (
+from cyrus_testbed.corpus import varied_messages
+from cyrus_testbed.mailbox import (
     USER,
     assert_acknowledged_messages_are_intact,
     assert_reconstruct_finds_nothing_to_repair,
@@ -27,6 +25,7 @@ from .mailbox import (
     message_id,
     stored_messages,
 )
+from cyrus_testbed.server_config import master_pid
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -5,16 +5,12 @@ following those words to the end gives back the store as it was."""
 
 import pytest
 
-from cyrus_deb.clients import imap_login, lmtp_deliver_each
-
-from ..corpus import varied_messages
-from ..fingerprint import differences, fingerprint, message_count
-from ..upgrade.store import CLIENT_PACKAGES
+from cyrus_testbed.fingerprint import differences, fingerprint, message_count
+from cyrus_testbed.mailbox import fill_with_mail_and_folders
+from cyrus_testbed.store import CLIENT_PACKAGES
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
-SEED = 20261125
-FOLDERS = 15
 MAILBOXES_DB = "/var/lib/cyrus/mailboxes.db"
 DUMP = "/var/backups/cyrus-mboxlist.txt"
 DAMAGE = {
@@ -26,27 +22,13 @@ DAMAGE = {
 RESTORE = f"mv {MAILBOXES_DB} {MAILBOXES_DB}.damaged && cyrus ctl_mboxlist -u < {DUMP}"
 
 
-def populate(machine, passwords: dict[str, str]) -> None:
-    """Each user: mail in INBOX and a dozen folders, enough records for damage to hit."""
-    for user, password in passwords.items():
-        messages = varied_messages(SEED, 10, user, tag="damage ")
-        replies = lmtp_deliver_each(machine, [user], messages)
-        assert all(reply["data"][user].startswith("250") for reply in replies), replies
-        imap = imap_login(machine, user, password)
-        for number in range(FOLDERS):
-            folder = f"INBOX/folder {number}"
-            assert imap.create(f'"{folder}"')[0] == "OK"
-            assert imap.append(f'"{folder}"', "(\\Flagged)", None, messages[number % 10])[0] == "OK"
-        imap.logout()
-
-
 @pytest.mark.parametrize("damage", DAMAGE)
 def test_a_damaged_mailbox_list_stops_the_start_and_the_documented_restore_brings_all_back(
     crashable_server, damage, behaviour, figures
 ):
     machine, passwords = crashable_server.machine, crashable_server.users.passwords
     machine.check(f"apt-get install -y -q {' '.join(CLIENT_PACKAGES)} 2>&1")
-    populate(machine, passwords)
+    fill_with_mail_and_folders(machine, passwords)
     machine.check("/usr/lib/cyrus/cyrus-daily")  # what the timer or cron runs at night
     before = fingerprint(machine, passwords)
 

@@ -5,18 +5,17 @@ rest without a restart, and Cyrus's own tools find every database whole."""
 
 import pytest
 
-from cyrus_deb.clients import lmtp_deliver_each
-from cyrus_deb.server_config import master_pid
-
-from ..corpus import varied_messages
-from .conftest import SmallDisk
-from .mailbox import (
+from cyrus_testbed.clients import lmtp_deliver_each
+from cyrus_testbed.corpus import varied_messages
+from cyrus_testbed.disks import SmallDisk
+from cyrus_testbed.mailbox import (
     USER,
     assert_acknowledged_messages_are_intact,
     assert_databases_consistent,
     assert_reconstruct_finds_nothing_to_repair,
     stored_messages,
 )
+from cyrus_testbed.server_config import master_pid
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -6,8 +6,8 @@ import poplib
 
 import pytest
 
-from cyrus_deb.clients import fuzz, imap_login, lmtp_deliver, make_message, tls_context
-from cyrus_deb.server_config import master_pid
+from cyrus_testbed.clients import fuzz, imap_login, lmtp_deliver, make_message, tls_context
+from cyrus_testbed.server_config import master_pid
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

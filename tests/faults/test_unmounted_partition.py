@@ -4,11 +4,10 @@ refuses instead and names the partition. Once the disk is mounted, all is as it 
 
 import pytest
 
-from cyrus_deb.clients import lmtp_deliver_each
-
-from ..corpus import varied_messages
-from ..fingerprint import differences, fingerprint, message_count
-from ..upgrade.store import CLIENT_PACKAGES
+from cyrus_testbed.clients import lmtp_deliver_each
+from cyrus_testbed.corpus import varied_messages
+from cyrus_testbed.fingerprint import differences, fingerprint, message_count
+from cyrus_testbed.store import CLIENT_PACKAGES
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ..conftest import CyrusServer, booted_server
+from cyrus_testbed.boot import CyrusServer, booted_server
 
 
 @pytest.fixture(scope="module")

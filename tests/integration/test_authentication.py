@@ -5,8 +5,8 @@ import poplib
 
 import pytest
 
-from cyrus_deb.clients import imap_login, tls_context
-from cyrus_deb.server_config import reconfigured
+from cyrus_testbed.clients import imap_login, tls_context
+from cyrus_testbed.server_config import reconfigured
 
 pytestmark = pytest.mark.integration
 

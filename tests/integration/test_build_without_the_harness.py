@@ -10,8 +10,7 @@ import pytest
 from cyrus_deb.engine import run_to_completion
 from cyrus_deb.images import base_image
 from cyrus_deb.paths import REPO_ROOT
-
-from ..debian_control import binary_packages
+from cyrus_testbed.debian_control import binary_packages
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,9 +9,8 @@ import json
 import pytest
 from caldav.davclient import DAVClient
 
-from cyrus_deb.clients import tls_context
-
-from ..conftest import CyrusServer
+from cyrus_testbed.boot import CyrusServer
+from cyrus_testbed.clients import tls_context
 
 pytestmark = pytest.mark.integration
 

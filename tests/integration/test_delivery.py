@@ -3,11 +3,10 @@ front."""
 
 import re
 import shlex
-import time
 
 import pytest
 
-from cyrus_deb.clients import (
+from cyrus_testbed.clients import (
     TEST_FILES,
     imap_login,
     lmtp_deliver,
@@ -15,9 +14,14 @@ from cyrus_deb.clients import (
     provision_users,
     sieve_connect,
 )
-from cyrus_deb.server_config import reconfigured
-
-from ..readme_debian import README_DEBIAN, block_after, commands_after
+from cyrus_testbed.mta import (
+    POSTFIX_REPORT,
+    send_through_the_mta_until_it_reaches_bob,
+    subjects_in,
+    wait_until_bob_has,
+)
+from cyrus_testbed.readme_debian import README_DEBIAN, block_after, commands_after
+from cyrus_testbed.server_config import reconfigured
 
 pytestmark = pytest.mark.integration
 
@@ -29,18 +33,6 @@ def first_refusal(replies: dict) -> str:
     """The reply that stopped a delivery: at MAIL, at RCPT or after DATA."""
     steps = [replies["mail"], *replies["rcpt"].values(), *replies["data"].values()]
     return next(step for step in steps if not step.startswith("2"))
-
-
-def subjects_in(imap, mailbox: str) -> list[str]:
-    _, count = imap.select(mailbox, readonly=True)
-    if count[0] == b"0":
-        return []
-    _, data = imap.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-    return [
-        item[1].decode().removeprefix("Subject: ").strip()
-        for item in data
-        if isinstance(item, tuple)
-    ]
 
 
 def set_quota(server, root: str, limits: str) -> None:
@@ -180,9 +172,6 @@ def postfix_set_up_as_readme_debian_says(machine) -> None:
     machine.check("postfix status 2>&1 || postfix start 2>&1")
 
 
-POSTFIX_REPORT = "postqueue -p; tail -n 20 /var/log/mail.log"
-
-
 @pytest.mark.slow
 def test_postfix_delivers_through_the_lmtp_socket_set_up_as_readme_debian_says(server, behaviour):
     machine, password = server.machine, server.users.passwords["bob"]
@@ -210,29 +199,6 @@ def test_sieve_redirect_on_delivery_reaches_another_mailbox_through_postfix(serv
     finally:
         sieve_connect(machine, "alice", passwords["alice"], "--deactivate")
     behaviour("Sieve redirect at delivery, through Postfix", "reaches the other mailbox")
-
-
-def send_through_the_mta_until_it_reaches_bob(
-    machine, password: str, mta: str, what_went_wrong: str
-) -> None:
-    """Hand a message to the MTA's sendmail and wait until bob's INBOX shows it."""
-    subject = f"through {mta}"
-    machine.write_file(f"{TEST_FILES}/{mta}.eml", make_message(subject))
-    machine.check(f"/usr/sbin/sendmail -f sender@example.test bob < {TEST_FILES}/{mta}.eml")
-    wait_until_bob_has(machine, password, subject, what_went_wrong)
-
-
-def wait_until_bob_has(machine, password: str, subject: str, what_went_wrong: str) -> None:
-    """Wait until bob's INBOX shows the subject; on a timeout, fail with what
-    `what_went_wrong` prints (the MTA's queue and log)."""
-    imap = imap_login(machine, "bob", password)
-    deadline = time.monotonic() + 30
-    while subject not in subjects_in(imap, "INBOX"):
-        if time.monotonic() > deadline:
-            report = machine.run(what_went_wrong).output
-            pytest.fail(f"{subject!r} did not reach bob within 30 s:\n{report}")
-        time.sleep(0.5)
-    imap.logout()
 
 
 EXIM_FILES = (

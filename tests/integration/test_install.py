@@ -5,8 +5,8 @@ import re
 import pytest
 import testinfra
 
-from cyrus_deb.clients import TEST_FILES, imap_connect, imap_login, lmtp_deliver, make_message
-from cyrus_deb.init_systems import run_cron_line
+from cyrus_testbed.clients import TEST_FILES, imap_connect, imap_login, lmtp_deliver, make_message
+from cyrus_testbed.init_systems import run_cron_line
 
 pytestmark = pytest.mark.integration
 

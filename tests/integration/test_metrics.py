@@ -13,13 +13,18 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cyrus_deb.clients import SERVERNAME, imap_login, lmtp_deliver_each, make_message, tls_context
-from cyrus_deb.containers import DebianContainer, private_network
 from cyrus_deb.images import flavour_image
-from cyrus_deb.server_config import IMAPD_CONF, LOCAL_FRAGMENT, restart
-
-from ..conftest import CyrusServer
-from ..readme_debian import block_after, commands_after
+from cyrus_testbed.boot import CyrusServer
+from cyrus_testbed.clients import (
+    SERVERNAME,
+    imap_login,
+    lmtp_deliver_each,
+    make_message,
+    tls_context,
+)
+from cyrus_testbed.machine import DebianContainer, private_network
+from cyrus_testbed.readme_debian import block_after, commands_after
+from cyrus_testbed.server_config import IMAPD_CONF, LOCAL_FRAGMENT, restart
 
 pytestmark = pytest.mark.integration
 

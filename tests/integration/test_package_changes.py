@@ -4,9 +4,9 @@ import shlex
 
 import pytest
 
-from cyrus_deb.clients import imap_login, lmtp_deliver, make_message, provision_users
-from cyrus_deb.containers import LOCAL_SOURCE
-from cyrus_deb.server_config import master_pid
+from cyrus_testbed.clients import imap_login, lmtp_deliver, make_message, provision_users
+from cyrus_testbed.machine import LOCAL_SOURCE
+from cyrus_testbed.server_config import master_pid
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

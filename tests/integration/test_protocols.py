@@ -12,8 +12,8 @@ from contextlib import contextmanager
 import imaplib2
 import pytest
 
-from cyrus_deb.clients import imap_login, lmtp_deliver, make_message, tls_context
-from cyrus_deb.server_config import WITHOUT_IDLED, reconfigured, restart
+from cyrus_testbed.clients import imap_login, lmtp_deliver, make_message, tls_context
+from cyrus_testbed.server_config import WITHOUT_IDLED, reconfigured, restart
 
 pytestmark = pytest.mark.integration
 

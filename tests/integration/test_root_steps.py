@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from cyrus_deb.containers import DebianContainer
-from cyrus_deb.server_config import master_pid
+from cyrus_testbed.machine import DebianContainer
+from cyrus_testbed.server_config import master_pid
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from cyrus_deb.clients import imap_login, lmtp_deliver, make_message
-from cyrus_deb.server_config import LOCAL_FRAGMENT, master_pid, restart
+from cyrus_testbed.clients import imap_login, lmtp_deliver, make_message
+from cyrus_testbed.server_config import LOCAL_FRAGMENT, master_pid, restart
 
 pytestmark = pytest.mark.integration
 

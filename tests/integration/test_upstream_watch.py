@@ -18,8 +18,7 @@ from cyrus_deb.engine import run_to_completion
 from cyrus_deb.images import APT_INSTALL, Recipe, base_image, ensure_image
 from cyrus_deb.mirror import host_mirror
 from cyrus_deb.paths import DEBIAN_DIR
-
-from ..conftest import DISTRIBUTION
+from cyrus_testbed.boot import DISTRIBUTION
 
 pytestmark = [pytest.mark.integration]
 

@@ -16,9 +16,9 @@ import pytest
 from cyrus_deb.engine import run_to_completion
 from cyrus_deb.images import APT_INSTALL, Recipe, base_image, ensure_image, minbase_tarball
 from cyrus_deb.mirror import host_mirror
-
-from ..conftest import DISTRIBUTION, REPORTS
-from ..debian_control import binary_packages, package_version
+from cyrus_deb.paths import REPORTS_DIR
+from cyrus_testbed.boot import DISTRIBUTION
+from cyrus_testbed.debian_control import binary_packages, package_version
 
 PACKAGES = "/srv/packages"
 BASE_TARBALL = "/srv/base.tar"
@@ -92,7 +92,7 @@ def piuparts(docker_engine, piuparts_image, packages_dir):
             cap_add=["SYS_ADMIN"],
             volumes=volumes,
         )
-        log = REPORTS / "piuparts" / f"{name}.log"
+        log = REPORTS_DIR / "piuparts" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(finished.output)
         return PiupartsRun(finished.exit_code, log)

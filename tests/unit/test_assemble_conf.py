@@ -1,35 +1,13 @@
 """cyrus-assemble-conf: fragments in, one cyrus.conf out, uninstalled programs left out."""
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from cyrus_deb.paths import DEBIAN_DIR
+from cyrus_testbed.conf_scripts import SHIPPED_FRAGMENTS, assemble, entries, install_programs
 
-ASSEMBLER = DEBIAN_DIR / "scripts" / "cyrus-assemble-conf"
-SHIPPED_FRAGMENTS = DEBIAN_DIR / "conf" / "cyrus.conf.d"
 METRICS_EXAMPLE = DEBIAN_DIR / "examples" / "30-metrics.conf"
-
-
-def assemble(fragments: Path, programs: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["perl", str(ASSEMBLER), str(fragments), str(programs)], capture_output=True, text=True
-    )
-
-
-def install_programs(directory: Path, *names: str) -> Path:
-    directory.mkdir(exist_ok=True)
-    for name in names:
-        program = directory / name
-        program.write_text("#!/bin/sh\n")
-        program.chmod(0o755)
-    return directory
-
-
-def entries(config: str) -> list[str]:
-    lines = config.splitlines()
-    return [line.split()[0] for line in lines if line.startswith("  ") and "=" in line]
 
 
 @pytest.fixture

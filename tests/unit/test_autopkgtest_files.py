@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from cyrus_deb.paths import REPO_ROOT
-
-from ..debian_control import dep8_test_names
+from cyrus_testbed.debian_control import dep8_test_names
 
 TESTS = REPO_ROOT / "debian" / "tests"
 STAND_INS = TESTS / "cassandane-stand-ins"

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from cyrus_deb.server_config import with_options
-from tests.behaviour_table import END, START, differences, read_table, write_table
+from cyrus_testbed.behaviour_table import END, START, differences, read_table, write_table
+from cyrus_testbed.server_config import with_options
 
 DOCUMENT = Path(__file__).parents[1] / "integration" / "README.md"
 

@@ -3,7 +3,7 @@ and Message-IDs Cyrus's duplicate suppression tells apart."""
 
 import email
 
-from ..corpus import varied_messages
+from cyrus_testbed.corpus import varied_messages
 
 
 def message_ids(messages: list[bytes]) -> list[str]:

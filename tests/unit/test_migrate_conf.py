@@ -5,8 +5,7 @@ import subprocess
 from pathlib import Path
 
 from cyrus_deb.paths import DEBIAN_DIR
-
-from .test_assemble_conf import SHIPPED_FRAGMENTS, assemble, entries, install_programs
+from cyrus_testbed.conf_scripts import SHIPPED_FRAGMENTS, assemble, entries, install_programs
 
 MIGRATOR = DEBIAN_DIR / "scripts" / "cyrus-migrate-conf"
 # The shape of the cyrus.conf of Debian's own packages, with an administrator's

@@ -14,8 +14,7 @@ from debian.debian_support import Version
 
 from cyrus_deb.paths import DEBIAN_DIR, cache_dir
 from cyrus_deb.upstream import orig_name, upstream_version
-
-from ..debian_control import binary_packages, control_stanzas
+from cyrus_testbed.debian_control import binary_packages, control_stanzas
 
 EXPECTED_PACKAGES = {
     "cyrus-common",

@@ -1,5 +1,6 @@
 """The tools' own logic: mirror discovery, the upstream tarball pin, the bench table."""
 
+import ast
 import hashlib
 import os
 import re
@@ -15,11 +16,11 @@ from packaging.utils import canonicalize_name
 from cyrus_deb.bench import plot, render, verdict
 from cyrus_deb.cli import TOX_ENVS, parser, tox_command
 from cyrus_deb.errors import UserError
-from cyrus_deb.init_systems import INIT_SYSTEMS_BY_NAME, Systemd, SysVinit
 from cyrus_deb.mirror import host_mirror
 from cyrus_deb.paths import REPO_ROOT, made_by_one_run
 from cyrus_deb.sbuild import BuildUser, build_user
 from cyrus_deb.upstream import orig_name, pinned_sha256, sha256_of, upstream_version
+from cyrus_testbed.init_systems import INIT_SYSTEMS_BY_NAME, Systemd, SysVinit
 
 
 @pytest.fixture
@@ -252,3 +253,16 @@ def test_several_environments_run_in_tox_parallel_mode_and_one_streams(words, ru
     command = tox_command(parser().parse_args(words))
     assert command[: len(runner)] == runner
     assert command[len(runner)] == "-e"
+
+
+def test_no_test_module_imports_another_and_support_code_lives_in_cyrus_testbed():
+    """What tests share is in the cyrus_testbed package; a test module, or a conftest,
+    imports none of its neighbours."""
+    found = [
+        f"{path.relative_to(REPO_ROOT)}:{node.lineno}"
+        for path in sorted((REPO_ROOT / "tests").rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom)
+        and (node.level > 0 or (node.module or "").split(".")[0] == "tests")
+    ]
+    assert not found, "\n".join(found)

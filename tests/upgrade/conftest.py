@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cyrus_deb.containers import DebianContainer
-from cyrus_deb.disks import STATE_TREES, Ext4Disk
-
-from ..conftest import boot
-from ..fingerprint import differences, message_count
+from cyrus_testbed.boot import boot
+from cyrus_testbed.disks import STATE_TREES, Ext4Disk
+from cyrus_testbed.fingerprint import differences, message_count
+from cyrus_testbed.machine import DebianContainer
 
 # The store and the dpkg database on one disk, which the power cut of an upgrade cuts.
 STATE_AND_DPKG = {**STATE_TREES, "var-lib-dpkg": "/var/lib/dpkg"}

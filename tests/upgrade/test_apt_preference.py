@@ -6,10 +6,9 @@ import re
 import pytest
 
 from cyrus_deb.build import REPOSITORY_ORIGIN
-from cyrus_deb.containers import LOCAL_SOURCE, REPO_MOUNT
 from cyrus_deb.paths import DEBIAN_DIR
-
-from .store import OUR_VERSION
+from cyrus_testbed.machine import LOCAL_SOURCE, REPO_MOUNT
+from cyrus_testbed.store import OUR_VERSION
 
 pytestmark = pytest.mark.upgrade
 

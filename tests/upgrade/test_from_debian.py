@@ -4,16 +4,15 @@ import time
 
 import pytest
 
-from cyrus_deb.clients import imap_login, lmtp_deliver, make_message, provision_users
-from cyrus_deb.server_config import (
+from cyrus_testbed.clients import imap_login, lmtp_deliver, make_message, provision_users
+from cyrus_testbed.fingerprint import fingerprint, message_count
+from cyrus_testbed.mta import POSTFIX_REPORT, send_through_the_mta_until_it_reaches_bob
+from cyrus_testbed.server_config import (
     IMAPD_CONF,
     MIGRATED_FRAGMENT,
     run_without_uninstalled_services,
 )
-
-from ..fingerprint import fingerprint, message_count
-from ..integration.test_delivery import POSTFIX_REPORT, send_through_the_mta_until_it_reaches_bob
-from .store import (
+from cyrus_testbed.store import (
     CLIENT_PACKAGES,
     MESSAGES_SEEN,
     OUR_VERSION,

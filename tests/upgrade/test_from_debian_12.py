@@ -12,13 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from cyrus_deb.clients import provision_users
-from cyrus_deb.containers import LOCAL_SOURCE, REPO_MOUNT, DebianContainer
 from cyrus_deb.images import flavour_image
-from cyrus_deb.server_config import MIGRATED_FRAGMENT, run_without_uninstalled_services
-
-from ..fingerprint import fingerprint, message_count
-from .store import (
+from cyrus_testbed.clients import provision_users
+from cyrus_testbed.fingerprint import fingerprint, message_count
+from cyrus_testbed.machine import LOCAL_SOURCE, REPO_MOUNT, DebianContainer
+from cyrus_testbed.server_config import MIGRATED_FRAGMENT, run_without_uninstalled_services
+from cyrus_testbed.store import (
     CLIENT_PACKAGES,
     MESSAGES_SEEN,
     OUR_VERSION,

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from cyrus_deb.clients import CyrusUsers, provision_users
-from cyrus_deb.containers import LOCAL_SOURCE, REPO_MOUNT, DebianContainer
-from cyrus_deb.server_config import IMAPD_CONF, master_pid
-
-from ..fingerprint import fingerprint, message_count
-from .store import (
+from cyrus_testbed.clients import CyrusUsers, provision_users
+from cyrus_testbed.fingerprint import fingerprint, message_count
+from cyrus_testbed.machine import LOCAL_SOURCE, REPO_MOUNT, DebianContainer
+from cyrus_testbed.server_config import IMAPD_CONF, master_pid
+from cyrus_testbed.store import (
     CLIENT_PACKAGES,
     MESSAGES_SEEN,
     OUR_VERSION,

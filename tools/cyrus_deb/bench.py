@@ -20,7 +20,8 @@ from pathlib import Path
 
 import docker
 
-from .clients import (
+import cyrus_testbed
+from cyrus_testbed.clients import (
     LMTP_SOCKET,
     TEST_FILES,
     CyrusUsers,
@@ -29,10 +30,8 @@ from .clients import (
     provision_users,
     tls_context,
 )
-from .containers import DebianContainer, image_for_tests
-from .errors import UserError
-from .progress import phase, say
-from .server_config import (
+from cyrus_testbed.machine import DebianContainer, image_for_tests
+from cyrus_testbed.server_config import (
     IMAPD_CONF,
     WITHOUT_IDLED,
     reconfigured,
@@ -41,7 +40,12 @@ from .server_config import (
     with_options,
 )
 
+from .errors import UserError
+from .progress import phase, say
+
 SERVER_PACKAGES = ["cyrus-imapd", "cyrus-pop3d", "sasl2-bin", "ssl-cert"]
+# The programs the benchmark runs inside each machine, beside the test clients they use.
+AGENT_DIR = Path(cyrus_testbed.__file__).parent
 AGENT_FILES = ("bench_agent.py", "lmtp_client.py")
 AGENT = f"python3 {TEST_FILES}/bench_agent.py"
 FETCH_MESSAGES = 2000
@@ -101,7 +105,7 @@ def _agent(side: Side, *arguments: str) -> dict:
 
 def _install_agent(machine: DebianContainer) -> None:
     for name in AGENT_FILES:
-        machine.write_file(f"{TEST_FILES}/{name}", (Path(__file__).parent / name).read_text())
+        machine.write_file(f"{TEST_FILES}/{name}", (AGENT_DIR / name).read_text())
 
 
 def _lmtp_rate(connections: int) -> Callable[[Side], float]:

@@ -12,6 +12,8 @@ from .progress import say
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEBIAN_DIR = REPO_ROOT / "debian"
 PACKAGES_DIR = REPO_ROOT / "build" / "packages"
+# What the tests measured and report: JUnit, figures, autopkgtest and piuparts logs.
+REPORTS_DIR = REPO_ROOT / "build" / "reports"
 TARBALL_PINS = REPO_ROOT / "tools" / "upstream-tarballs.sha256"
 
 

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import docker
 
+from cyrus_deb.images import content_digest, image_exists
+from cyrus_deb.paths import made_by_one_run
+from cyrus_deb.progress import phase
+
 from .clients import CyrusUsers, provision_users, provisioned_users
-from .containers import DebianContainer, image_for_tests
-from .images import content_digest, image_exists
-from .paths import made_by_one_run
-from .progress import phase
+from .machine import DebianContainer, image_for_tests
 
 SERVER_PACKAGES = (
     "cyrus-imapd",
@@ -32,7 +33,7 @@ SERVER_HOSTNAME = "mail"
 MADE_AT_LABEL = "cyrus-deb.made-at"
 KEEP_RECENT_S = 6 * 3600
 # How the image is made: a change here makes a new one.
-RECIPE_SOURCES = ("server_image.py", "clients.py", "containers.py", "init_systems.py")
+RECIPE_SOURCES = ("server_image.py", "clients.py", "machine.py", "init_systems.py")
 
 
 def server_users() -> CyrusUsers:

@@ -5,7 +5,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from .clients import LMTP_SOCKET
-from .containers import DebianContainer
+from .machine import DebianContainer
 
 IMAPD_CONF = "/etc/imapd.conf"
 LOCAL_FRAGMENT = "/etc/cyrus.conf.d/99-local.conf"

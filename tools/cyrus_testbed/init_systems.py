@@ -15,7 +15,7 @@ from typing import Protocol
 
 import docker
 
-from .images import CGROUP2_REMOUNT
+from cyrus_deb.images import CGROUP2_REMOUNT
 
 # What a Debian host's kernel has and Docker changes in every container: any user
 # may bind ports below 1024 there (0), and unprivileged ICMP sockets are allowed.

@@ -1,5 +1,6 @@
 """The fault tests' view of a mailbox: what lmtpd was sent, what it acknowledged, what the
-store holds afterwards, and whether reconstruct would repair anything."""
+store holds afterwards, and whether reconstruct would repair anything; and a store of
+many folders for damage to hit."""
 
 import email
 import json
@@ -7,8 +8,9 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
-from cyrus_deb.clients import imap_login, lmtp_stream_command
-from cyrus_deb.containers import DebianContainer
+from .clients import imap_login, lmtp_deliver_each, lmtp_stream_command
+from .corpus import varied_messages
+from .machine import DebianContainer
 
 USER = "alice"
 # What lmtpd writes above the message it stores: RFC 5321 trace fields, its session
@@ -127,3 +129,21 @@ def assert_databases_consistent(machine: DebianContainer) -> None:
     checked = report.splitlines()
     assert any("mailboxes.db" in line for line in checked), report
     assert all(line.endswith("Yes, consistent") for line in checked), report
+
+
+FOLDERS_SEED = 20261125
+FOLDERS_PER_USER = 15
+
+
+def fill_with_mail_and_folders(machine: DebianContainer, passwords: dict[str, str]) -> None:
+    """Each user: mail in INBOX and a dozen folders, enough records for damage to hit."""
+    for user, password in passwords.items():
+        messages = varied_messages(FOLDERS_SEED, 10, user, tag="damage ")
+        replies = lmtp_deliver_each(machine, [user], messages)
+        assert all(reply["data"][user].startswith("250") for reply in replies), replies
+        imap = imap_login(machine, user, password)
+        for number in range(FOLDERS_PER_USER):
+            folder = f"INBOX/folder {number}"
+            assert imap.create(f'"{folder}"')[0] == "OK"
+            assert imap.append(f'"{folder}"', "(\\Flagged)", None, messages[number % 10])[0] == "OK"
+        imap.logout()

@@ -18,9 +18,10 @@ from debian.deb822 import Packages
 from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 
+from cyrus_deb.engine import owner_labels
+from cyrus_deb.images import APT_INSTALL, Recipe, ensure_image, flavour_image
+
 from .disks import STATE_TREES, Ext4Disk, FsckVerdict
-from .engine import owner_labels
-from .images import APT_INSTALL, Recipe, ensure_image, flavour_image
 from .init_systems import Result, init_system
 
 # Ryuk, testcontainers' reaper, is an image that cannot be pulled here; the

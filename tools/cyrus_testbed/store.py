@@ -7,7 +7,7 @@ annotation, a quota, two Sieve scripts (one active, filing "[list]" mail
 into Work); and a shared folder with its own ACL and annotation.
 """
 
-from cyrus_deb.clients import (
+from .clients import (
     CyrusUsers,
     hierarchy_separator,
     imap_login,
@@ -16,11 +16,10 @@ from cyrus_deb.clients import (
     make_message,
     sieve_connect,
 )
-from cyrus_deb.containers import DebianContainer
-
-from ..corpus import varied_messages
-from ..debian_control import package_version
-from ..fingerprint import set_metadata
+from .corpus import varied_messages
+from .debian_control import package_version
+from .fingerprint import set_metadata
+from .machine import DebianContainer
 
 OUR_VERSION = package_version()
 USERS = ("alice", "bob", "carol")

@@ -12,7 +12,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
-from .containers import DebianContainer
+from .machine import DebianContainer
 
 LMTP_SOCKET = "/run/cyrus/socket/lmtp"
 # Not under /tmp: systemd mounts a tmpfs there, over what docker writes.

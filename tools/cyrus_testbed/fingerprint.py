@@ -10,8 +10,8 @@ import hashlib
 import imaplib
 import re
 
-from cyrus_deb.clients import imap_login, sieve_connect
-from cyrus_deb.containers import DebianContainer
+from .clients import imap_login, sieve_connect
+from .machine import DebianContainer
 
 UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 FETCH_UID = re.compile(rb"UID (\d+)")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import docker
 
-from .errors import UserError
+from cyrus_deb.errors import UserError
 
 # Each tree lives in a directory of the image, bound at its place in the machine.
 STATE_TREES = {
@@ -156,3 +156,22 @@ class Ext4Disk:
         if self.is_mounted():
             _run("umount", "-l", str(self.mountpoint))
         self.image.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class SmallDisk:
+    """A small ext4 file system of its own under one of Cyrus's trees, to fill up."""
+
+    what: str
+    path: str
+    # What is left free when the test fills it: room for a few dozen deliveries.
+    left_free_kib: int
+
+    def __str__(self) -> str:
+        return self.what.replace(" ", "-")
+
+
+SMALL_DISKS = [
+    SmallDisk("mail partition", "/var/spool/cyrus", left_free_kib=600),
+    SmallDisk("database directory", "/var/lib/cyrus", left_free_kib=64),
+]
