@@ -4,7 +4,7 @@ store, restore, and the store is as it was; a restore over a store keeps that on
 import pytest
 
 from cyrus_testbed.clients import lmtp_deliver, make_message
-from cyrus_testbed.fingerprint import differences, fingerprint, message_count
+from cyrus_testbed.fingerprint import fingerprint
 from cyrus_testbed.mailbox import fill_with_mail_and_folders
 from cyrus_testbed.server_config import master_pid, reconfigured
 from cyrus_testbed.store import CLIENT_PACKAGES
@@ -36,10 +36,10 @@ def test_a_store_backed_up_destroyed_and_restored_is_the_same_store(
     machine.check(f"cyrus-backup restore {ARCHIVE}")
     machine.wait_for_tcp(143)
     after = fingerprint(machine, passwords)
-    found = differences(before, after)
+    found = before.differences(after)
     figures(
         archive_bytes=int(machine.check(f"stat -c %s {ARCHIVE}")),
-        messages_compared=message_count(after),
+        messages_compared=after.message_count,
         differences=found,
     )
     assert not found, "\n".join(found)
@@ -49,7 +49,7 @@ def test_a_store_backed_up_destroyed_and_restored_is_the_same_store(
     for path in STORE:
         machine.check(f"ls -d {path}.pre-restore-*")
     machine.wait_for_tcp(143)
-    assert not differences(before, fingerprint(machine, passwords))
+    assert not before.differences(fingerprint(machine, passwords))
 
 
 # The trees that are mount points on crashable_server's machine (Docker volumes), as on a
@@ -75,8 +75,8 @@ def test_a_store_on_disks_of_its_own_is_restored_onto_new_empty_disks(crashable_
     machine.check(f"cyrus-backup restore {ARCHIVE}")
     machine.wait_for_tcp(143)
     after = fingerprint(machine, passwords)
-    found = differences(before, after)
-    figures(messages_compared=message_count(after), differences=found)
+    found = before.differences(after)
+    figures(messages_compared=after.message_count, differences=found)
     assert not found, "\n".join(found)
 
 

@@ -49,7 +49,7 @@ def resend_unacknowledged(
     }
     stored = frozenset(stored_messages(machine, password, twice_allowed))
     replies = lmtp_deliver_each(machine, [USER], list(unacknowledged.values()))
-    assert all(reply["data"][USER].startswith("250") for reply in replies), replies
+    assert all(reply.delivered_to(USER) for reply in replies), replies
     return twice_allowed | (stored & set(unacknowledged))
 
 
@@ -179,7 +179,7 @@ def test_imap_and_sieve_changes_acknowledged_before_a_power_cut_survive_it(
     machine.install(["sieve-connect"])
     messages = [make_message(f"kept {number}") for number in range(3)]
     replies = lmtp_deliver_each(machine, [USER], messages)
-    assert all(reply["data"][USER].startswith("250") for reply in replies), replies
+    assert all(reply.delivered_to(USER) for reply in replies), replies
     imap = imap_login(machine, USER, password)
     imap.select("INBOX")
     changes = [

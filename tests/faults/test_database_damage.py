@@ -5,7 +5,7 @@ following those words to the end gives back the store as it was."""
 
 import pytest
 
-from cyrus_testbed.fingerprint import differences, fingerprint, message_count
+from cyrus_testbed.fingerprint import fingerprint
 from cyrus_testbed.mailbox import fill_with_mail_and_folders
 from cyrus_testbed.store import CLIENT_PACKAGES
 
@@ -48,11 +48,11 @@ def test_a_damaged_mailbox_list_stops_the_start_and_the_documented_restore_bring
     assert restarted.ok, restarted.output
     machine.wait_for_tcp(143)
     after = fingerprint(machine, passwords)
-    found = differences(before, after)
+    found = before.differences(after)
     figures(
         damage=damage,
         mailboxes=sum(len(user["mailboxes"]) for user in after.values()),
-        messages_compared=message_count(after),
+        messages_compared=after.message_count,
         differences=found,
     )
     assert not found, "\n".join(found)

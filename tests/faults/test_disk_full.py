@@ -5,7 +5,7 @@ rest without a restart, and Cyrus's own tools find every database whole."""
 
 import pytest
 
-from cyrus_testbed.clients import lmtp_deliver_each
+from cyrus_testbed.clients import LmtpReplies, lmtp_deliver_each
 from cyrus_testbed.corpus import varied_messages
 from cyrus_testbed.disks import SmallDisk
 from cyrus_testbed.mailbox import (
@@ -31,8 +31,8 @@ def fill(machine, disk: SmallDisk) -> str:
     return filler
 
 
-def replies_by_file(replies: list[dict]) -> dict[str, str]:
-    return {reply["file"]: reply["data"].get(USER, reply["rcpt"][USER]) for reply in replies}
+def replies_by_file(replies: list[LmtpReplies]) -> dict[str, str]:
+    return {reply.file: reply.final_reply(USER) for reply in replies}
 
 
 def test_a_full_disk_defers_delivery_loses_nothing_and_damages_no_database(

@@ -29,12 +29,6 @@ LMTP_TCP = "127.0.0.1:24"
 THREE_GIB_IN_KIB = 3 * 1024 * 1024
 
 
-def first_refusal(replies: dict) -> str:
-    """The reply that stopped a delivery: at MAIL, at RCPT or after DATA."""
-    steps = [replies["mail"], *replies["rcpt"].values(), *replies["data"].values()]
-    return next(step for step in steps if not step.startswith("2"))
-
-
 def set_quota(server, root: str, limits: str) -> None:
     admin = imap_login(server.machine, server.users.admin, server.users.admin_password)
     assert admin.setquota(root, limits)[0] == "OK"
@@ -52,11 +46,11 @@ def cyradm(machine, admin_password: str, commands: str) -> str:
 
 def test_lmtp_over_tcp_refuses_a_client_that_has_not_authenticated(server, behaviour):
     replies = lmtp_deliver(server.machine, ["alice"], make_message("no auth"), address=LMTP_TCP)
-    refusal = first_refusal(replies)
+    refusal = replies.first_refusal()
     behaviour("LMTP on 127.0.0.1:24 without AUTH", refusal.split()[0])
     # 430, not 530: upstream's soft_noauth, so a misconfigured MTA keeps the mail queued.
     assert refusal.startswith("430"), replies
-    assert replies["data"] == {}
+    assert replies.data == {}
 
 
 def test_lmtp_over_tcp_delivers_after_the_admin_authenticates_under_tls(server):
@@ -68,8 +62,8 @@ def test_lmtp_over_tcp_delivers_after_the_admin_authenticates_under_tls(server):
         address=LMTP_TCP,
         auth=(users.admin, users.admin_password),
     )
-    assert replies["auth"].startswith("235"), replies
-    assert replies["data"]["alice"].startswith("250"), replies
+    assert replies.session["auth"].startswith("235"), replies
+    assert replies.delivered_to("alice"), replies
     imap = imap_login(server.machine, "alice", users.passwords["alice"])
     assert "over tcp with auth" in subjects_in(imap, "INBOX")
     imap.logout()
@@ -107,12 +101,12 @@ def test_over_quota_delivery_is_deferred_with_452_or_refused_with_552_when_perma
     try:
         # lmtpd takes a message while the user is under quota (lmtp_strict_quota
         # is off), so the first one goes over and the second is turned away.
-        assert lmtp_deliver(machine, ["bob"], big())["data"]["bob"].startswith("250")
-        deferred = first_refusal(lmtp_deliver(machine, ["bob"], big()))
+        assert lmtp_deliver(machine, ["bob"], big()).delivered_to("bob")
+        deferred = lmtp_deliver(machine, ["bob"], big()).first_refusal()
         behaviour("LMTP to a user over quota", deferred.split()[0])
         assert deferred.startswith("452 4.2.2"), deferred
         with reconfigured(machine, options={"lmtp_over_quota_perm_failure": "yes"}):
-            refused = first_refusal(lmtp_deliver(machine, ["bob"], big()))
+            refused = lmtp_deliver(machine, ["bob"], big()).first_refusal()
         assert refused.startswith("552 5.2.2"), refused
     finally:
         set_quota(server, "user/bob", "()")
@@ -122,8 +116,8 @@ def test_autocreate_makes_the_inbox_at_first_delivery(server, behaviour):
     machine, users = server.machine, server.users
     with reconfigured(machine, options={"autocreate_quota": "0", "autocreate_post": "yes"}):
         replies = lmtp_deliver(machine, ["carol"], make_message("creates carol's inbox"))
-    behaviour("LMTP to a new user with autocreate_post", replies["data"]["carol"].split()[0])
-    assert replies["data"]["carol"].startswith("250"), replies
+    behaviour("LMTP to a new user with autocreate_post", replies.data["carol"].split()[0])
+    assert replies.delivered_to("carol"), replies
     admin = imap_login(machine, users.admin, users.admin_password)
     _, listing = admin.list("user/", "carol")
     admin.logout()
@@ -194,7 +188,7 @@ def test_sieve_redirect_on_delivery_reaches_another_mailbox_through_postfix(serv
     try:
         subject = "redirected by sieve"
         replies = lmtp_deliver(machine, ["alice"], make_message(subject))
-        assert replies["data"]["alice"].startswith("250"), replies
+        assert replies.delivered_to("alice"), replies
         wait_until_bob_has(machine, passwords["bob"], subject, POSTFIX_REPORT)
     finally:
         sieve_connect(machine, "alice", passwords["alice"], "--deactivate")

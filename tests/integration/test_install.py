@@ -76,7 +76,7 @@ def test_runtime_directories_come_back_after_a_reboot(server):
 def test_lmtp_delivery_over_unix_socket_reaches_inbox(server):
     message = make_message("delivered over the unix socket")
     replies = lmtp_deliver(server.machine, ["alice"], message)
-    assert replies["data"]["alice"].startswith("250"), replies
+    assert replies.delivered_to("alice"), replies
     imap = imap_login(server.machine, "alice", server.users.passwords["alice"])
     imap.select("INBOX", readonly=True)
     status, found = imap.search(None, "SUBJECT", '"delivered over the unix socket"')
@@ -171,10 +171,10 @@ def test_cyrus_makedirs_reports_a_config_it_cannot_parse(server):
 def test_lmtp_delivers_to_several_recipients_and_refuses_an_unknown_one(server):
     message = make_message("to several recipients")
     replies = lmtp_deliver(server.machine, ["alice", "nobody", "bob"], message)
-    assert replies["rcpt"]["nobody"].startswith("550"), replies
-    assert replies["data"]["alice"].startswith("250"), replies
-    assert replies["data"]["bob"].startswith("250"), replies
-    assert "nobody" not in replies["data"]
+    assert replies.rcpt["nobody"].startswith("550"), replies
+    assert replies.delivered_to("alice"), replies
+    assert replies.delivered_to("bob"), replies
+    assert "nobody" not in replies.data
 
 
 IMCLIENT_PROGRAM = r"""

@@ -71,7 +71,7 @@ def test_pop3_over_stls_lists_retrieves_and_deletes_and_imap_sees_the_deletion(s
     machine, password = server.machine, server.users.passwords["bob"]
     messages = [make_message(f"for pop3 {n}") for n in range(2)]
     for message in messages:
-        assert lmtp_deliver(machine, ["bob"], message)["data"]["bob"].startswith("250")
+        assert lmtp_deliver(machine, ["bob"], message).delivered_to("bob")
     before = imap_login(machine, "bob", password)
     count_before = int(before.select("INBOX", readonly=True)[1][0])
     before.logout()

@@ -66,7 +66,7 @@ def test_cyrus_logs_under_the_names_debian_packages_used(server, behaviour):
     assert machine.service("reload").ok
     imap_login(machine, "alice", server.users.passwords["alice"]).logout()
     delivered = lmtp_deliver(machine, ["bob"], make_message("logged as cyrus/lmtp"))
-    assert delivered["data"]["bob"].startswith("250"), delivered
+    assert delivered.delivered_to("bob"), delivered
     machine.wait_until_logged("cyrus/master", 1)
     log = machine.cyrus_log()
     # A service logs under its cyrus.conf name (lmtpunix), as under Debian's packages.
@@ -102,7 +102,7 @@ def test_stop_closes_every_port_and_socket_and_start_brings_them_back(server, be
 def test_restart_keeps_delivered_mail_and_serves_again(server, behaviour):
     machine, password = server.machine, server.users.passwords["bob"]
     message = make_message("kept across a restart")
-    assert lmtp_deliver(machine, ["bob"], message)["data"]["bob"].startswith("250")
+    assert lmtp_deliver(machine, ["bob"], message).delivered_to("bob")
     pid = master_pid(machine)
     assert machine.service("restart").ok
     machine.wait_for_tcp(143)

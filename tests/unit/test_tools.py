@@ -13,7 +13,15 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from cyrus_deb.bench import plot, render, verdict
+from cyrus_deb.bench import (
+    BenchResults,
+    ComparedFigure,
+    Figure,
+    SideVersion,
+    Spread,
+    plot,
+    render,
+)
 from cyrus_deb.cli import TOX_ENVS, parser, tox_command
 from cyrus_deb.errors import UserError
 from cyrus_deb.mirror import host_mirror
@@ -113,32 +121,23 @@ def test_sha256_of_reads_the_whole_file(tmp_path):
     assert sha256_of(tmp_path / "f") == hashlib.sha256(data).hexdigest()
 
 
-def _bench_results(ours: dict[str, float], reference: dict[str, float]) -> dict:
-    figure = {
-        "name": "POP3 RETR",
-        "unit": "msg/s",
-        "higher_is_better": True,
-        "ours": ours,
-        "reference": reference,
-        "ratio": ours["median"] / reference["median"],
-    }
-    figure["verdict"] = verdict(figure)
-    return {
-        "started": "2026-11-26T05:00:00+00:00",
-        "rounds": 3,
-        "sides": [
-            {"name": "ours", "version": "3.12.4-1+cyrusdeb1"},
-            {"name": "debian trixie-backports", "version": "3.12.3-1~bpo13+1"},
-        ],
-        "figures": [figure],
-    }
+POP3_RETR = Figure("POP3 RETR", "msg/s", higher_is_better=True)
+
+
+def _bench_results(
+    ours: tuple[float, ...], reference: tuple[float, ...], figure: Figure = POP3_RETR
+) -> BenchResults:
+    return BenchResults(
+        started="2026-11-26T05:00:00+00:00",
+        rounds=3,
+        ours=SideVersion("ours", "3.12.4-1+cyrusdeb1"),
+        reference=SideVersion("debian trixie-backports", "3.12.3-1~bpo13+1"),
+        figures=(ComparedFigure(figure, Spread(ours), Spread(reference)),),
+    )
 
 
 def test_bench_table_shows_both_sides_and_the_ratio():
-    results = _bench_results(
-        {"min": 9.0, "median": 10.0, "max": 11.0}, {"min": 4.0, "median": 5.0, "max": 6.0}
-    )
-    table = render(results).splitlines()
+    table = render(_bench_results((11.0, 9.0, 10.0), (4.0, 6.0, 5.0))).splitlines()
     assert "3.12.4-1+cyrusdeb1" in table[0] and "3.12.3-1~bpo13+1" in table[0]
     assert "POP3 RETR (msg/s)" in table[1] and "10.0 [9.0-11.0]" in table[1]
     assert "5.0 [4.0-6.0]" in table[1] and "2.00 (higher is better; better)" in table[1]
@@ -154,23 +153,24 @@ def test_bench_table_shows_both_sides_and_the_ratio():
     ],
 )
 def test_bench_calls_a_figure_worse_only_when_the_ranges_do_not_overlap(ours, reference, expected):
-    def spread(values):
-        return dict(zip(("min", "median", "max"), map(float, values), strict=True))
-
-    results = _bench_results(spread(ours), spread(reference))
-    assert results["figures"][0]["verdict"] == expected
-    lowest_is_best = {**results["figures"][0], "higher_is_better": False}
+    results = _bench_results(ours, reference)
+    assert results.figures[0].verdict == expected
+    lowest_is_best = Figure("POP3 RETR", "ms", higher_is_better=False)
     flipped = {"within noise": "within noise", "better": "worse", "worse": "better"}
-    assert verdict(lowest_is_best) == flipped[expected]
+    assert _bench_results(ours, reference, lowest_is_best).figures[0].verdict == flipped[expected]
     if expected == "worse":
         assert "ours is worse beyond noise on: POP3 RETR (msg/s)" in render(results)
 
 
+def test_bench_json_keeps_every_sample_and_the_summary_of_each_side():
+    figure = _bench_results((11.0, 9.0, 10.0), (4.0, 6.0, 5.0)).as_json()["figures"][0]
+    assert figure["ours"] == {"min": 9.0, "median": 10.0, "max": 11.0}
+    assert figure["samples"] == {"ours": (11.0, 9.0, 10.0), "reference": (4.0, 6.0, 5.0)}
+    assert (figure["ratio"], figure["verdict"]) == (2.0, "better")
+
+
 def test_bench_plot_is_a_png(tmp_path):
-    results = _bench_results(
-        {"min": 9.0, "median": 10.0, "max": 11.0}, {"min": 4.0, "median": 5.0, "max": 6.0}
-    )
-    plot(results, tmp_path / "bench.png")
+    plot(_bench_results((9.0, 10.0, 11.0), (4.0, 5.0, 6.0)), tmp_path / "bench.png")
     assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG\r\n")
 
 

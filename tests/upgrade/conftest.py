@@ -9,7 +9,7 @@ import pytest
 
 from cyrus_testbed.boot import boot
 from cyrus_testbed.disks import STATE_TREES, Ext4Disk
-from cyrus_testbed.fingerprint import differences, message_count
+from cyrus_testbed.fingerprint import Fingerprint
 from cyrus_testbed.machine import DebianContainer
 
 # The store and the dpkg database on one disk, which the power cut of an upgrade cuts.
@@ -19,9 +19,9 @@ DISK_MIB = 1024
 
 @pytest.fixture
 def assert_store_unchanged(figures) -> Callable[..., None]:
-    def compare(before: dict, after: dict, step: str = "after the upgrade") -> None:
-        found = differences(before, after)
-        figures(step=step, messages_compared=message_count(after), differences=found)
+    def compare(before: Fingerprint, after: Fingerprint, step: str = "after the upgrade") -> None:
+        found = before.differences(after)
+        figures(step=step, messages_compared=after.message_count, differences=found)
         assert not found, "\n".join(found)
 
     return compare

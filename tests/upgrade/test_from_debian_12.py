@@ -14,7 +14,7 @@ import pytest
 
 from cyrus_deb.images import flavour_image
 from cyrus_testbed.clients import provision_users
-from cyrus_testbed.fingerprint import fingerprint, message_count
+from cyrus_testbed.fingerprint import fingerprint
 from cyrus_testbed.machine import LOCAL_SOURCE, REPO_MOUNT, DebianContainer
 from cyrus_testbed.server_config import MIGRATED_FRAGMENT, run_without_uninstalled_services
 from cyrus_testbed.store import (
@@ -69,7 +69,7 @@ def test_release_upgrade_from_debian_12_keeps_the_3_6_1_store_whole(
     assert machine.run("pgrep -x idled").ok
     populate(machine, users, annotate_shared_folder=False)
     before = fingerprint(machine, users.passwords)
-    assert message_count(before) == MESSAGES_SEEN
+    assert before.message_count == MESSAGES_SEEN
 
     # The release upgrade, with our repository among the sources.
     machine.check(

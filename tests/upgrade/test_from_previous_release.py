@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from cyrus_testbed.clients import CyrusUsers, provision_users
-from cyrus_testbed.fingerprint import fingerprint, message_count
+from cyrus_testbed.fingerprint import Fingerprint, fingerprint
 from cyrus_testbed.machine import LOCAL_SOURCE, REPO_MOUNT, DebianContainer
 from cyrus_testbed.server_config import IMAPD_CONF, master_pid
 from cyrus_testbed.store import (
@@ -56,7 +56,7 @@ def install_previous_release(machine) -> None:
 class PopulatedStore:
     machine: DebianContainer
     users: CyrusUsers
-    before: dict  # its fingerprint
+    before: Fingerprint
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def previous_release_store(fresh_machine) -> PopulatedStore:
     users = provision_users(fresh_machine, USERS)
     populate(fresh_machine, users)
     before = fingerprint(fresh_machine, users.passwords)
-    assert message_count(before) == MESSAGES_SEEN
+    assert before.message_count == MESSAGES_SEEN
     return PopulatedStore(fresh_machine, users, before)
 
 

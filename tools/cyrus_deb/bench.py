@@ -88,6 +88,92 @@ def _label(name: str, unit: str) -> str:
 
 
 @dataclass(frozen=True)
+class Spread:
+    """One figure's values on one side, a value per round."""
+
+    samples: tuple[float, ...]
+
+    @property
+    def min(self) -> float:
+        return min(self.samples)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def max(self) -> float:
+        return max(self.samples)
+
+    def as_json(self) -> dict[str, float]:
+        return {"min": self.min, "median": self.median, "max": self.max}
+
+
+@dataclass(frozen=True)
+class ComparedFigure:
+    """A figure measured on both sides."""
+
+    figure: Figure
+    ours: Spread
+    reference: Spread
+
+    @property
+    def ratio(self) -> float:
+        """Ours over the reference, medians."""
+        return self.ours.median / self.reference.median
+
+    @property
+    def verdict(self) -> str:
+        """'better' or 'worse' only when the two sides' ranges over all rounds do not
+        overlap: the machine's noise moved neither past the other."""
+        if self.ours.min > self.reference.max:
+            ours_higher = True
+        elif self.ours.max < self.reference.min:
+            ours_higher = False
+        else:
+            return "within noise"
+        return "better" if ours_higher == self.figure.higher_is_better else "worse"
+
+    def as_json(self) -> dict:
+        return {
+            "name": self.figure.name,
+            "unit": self.figure.unit,
+            "higher_is_better": self.figure.higher_is_better,
+            "ours": self.ours.as_json(),
+            "reference": self.reference.as_json(),
+            "ratio": self.ratio,
+            "samples": {"ours": self.ours.samples, "reference": self.reference.samples},
+            "verdict": self.verdict,
+        }
+
+
+@dataclass(frozen=True)
+class SideVersion:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class BenchResults:
+    """A whole run: both sides, and every figure compared."""
+
+    started: str
+    rounds: int
+    ours: SideVersion
+    reference: SideVersion
+    figures: tuple[ComparedFigure, ...]
+
+    def as_json(self) -> dict:
+        """The JSON kept in build/bench/, the same shape from one run to the next."""
+        return {
+            "started": self.started,
+            "rounds": self.rounds,
+            "sides": [vars(self.ours), vars(self.reference)],
+            "figures": [figure.as_json() for figure in self.figures],
+        }
+
+
+@dataclass(frozen=True)
 class Measure:
     """One timed run on a side that gives one figure or more (a FETCH gives msg/s and MB/s)."""
 
@@ -360,45 +446,28 @@ def _checked(side: Side) -> Side:
     return side
 
 
-def _summary(values: list[float]) -> dict[str, float]:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
-
-
-def verdict(figure: dict) -> str:
-    """'better' or 'worse' only when the two sides' ranges over all rounds do not overlap:
-    the machine's noise moved neither past the other."""
-    ours, reference = figure["ours"], figure["reference"]
-    if ours["min"] > reference["max"]:
-        ours_higher = True
-    elif ours["max"] < reference["min"]:
-        ours_higher = False
-    else:
-        return "within noise"
-    return "better" if ours_higher == figure["higher_is_better"] else "worse"
-
-
-def render(results: dict) -> str:
-    ours, reference = results["sides"]
-    labels = [_label(figure["name"], figure["unit"]) for figure in results["figures"]]
+def render(results: BenchResults) -> str:
+    ours, reference = results.ours, results.reference
+    labels = [compared.figure.key for compared in results.figures]
     width = max(len("figure"), *map(len, labels))
     lines = [
-        f"{'figure':<{width}} {ours['name'] + ' ' + ours['version']:>30}"
-        f" {reference['name'] + ' ' + reference['version']:>38}  ours/ref",
+        f"{'figure':<{width}} {ours.name + ' ' + ours.version:>30}"
+        f" {reference.name + ' ' + reference.version:>38}  ours/ref",
     ]
-    for label, figure in zip(labels, results["figures"], strict=True):
-        cells = []
-        for side in ("ours", "reference"):
-            low, mid, high = (figure[side][k] for k in ("min", "median", "max"))
-            cells.append(f"{mid:>10.1f} [{low:.1f}-{high:.1f}]")
-        better = "higher" if figure["higher_is_better"] else "lower"
+    for label, compared in zip(labels, results.figures, strict=True):
+        cells = [
+            f"{spread.median:>10.1f} [{spread.min:.1f}-{spread.max:.1f}]"
+            for spread in (compared.ours, compared.reference)
+        ]
+        better = "higher" if compared.figure.higher_is_better else "lower"
         lines.append(
             f"{label:<{width}} {cells[0]:>30} {cells[1]:>38}"
-            f"  {figure['ratio']:>7.2f} ({better} is better; {figure['verdict']})"
+            f"  {compared.ratio:>7.2f} ({better} is better; {compared.verdict})"
         )
     worse = [
         label
-        for label, f in zip(labels, results["figures"], strict=True)
-        if f["verdict"] == "worse"
+        for label, compared in zip(labels, results.figures, strict=True)
+        if compared.verdict == "worse"
     ]
     lines.append("")
     lines.append(
@@ -407,13 +476,13 @@ def render(results: dict) -> str:
         else "ours is worse beyond noise on no figure"
     )
     lines.append(
-        f"(beyond noise: over {results['rounds']} interleaved rounds, the ranges of the two"
+        f"(beyond noise: over {results.rounds} interleaved rounds, the ranges of the two"
         " sides do not overlap)"
     )
     return "\n".join(lines)
 
 
-def plot(results: dict, path: Path) -> None:
+def plot(results: BenchResults, path: Path) -> None:
     """Each figure as how many times better ours is than the reference (log scale), the bar
     from the median, the whisker from the worst to the best pairing of the two ranges."""
     try:
@@ -426,22 +495,21 @@ def plot(results: dict, path: Path) -> None:
             "the plot needs matplotlib: run the bench through ./cyrus-deb or tox -e bench,"
             " which install it"
         ) from error
-    figures = results["figures"][::-1]
+    figures = results.figures[::-1]
     labels, medians, lows, highs, colours = [], [], [], [], []
     palette = {"better": "tab:green", "worse": "tab:red", "within noise": "tab:grey"}
-    for figure in figures:
-        ours, reference = figure["ours"], figure["reference"]
-        worst = ours["min"] / reference["max"]
-        best = ours["max"] / reference["min"]
-        median = figure["ratio"]
-        if not figure["higher_is_better"]:
+    for compared in figures:
+        ours, reference = compared.ours, compared.reference
+        worst = ours.min / reference.max
+        best = ours.max / reference.min
+        median = compared.ratio
+        if not compared.figure.higher_is_better:
             worst, best, median = 1 / best, 1 / worst, 1 / median
-        labels.append(_label(figure["name"], figure["unit"]))
+        labels.append(compared.figure.key)
         medians.append(median)
         lows.append(median - worst)
         highs.append(best - median)
-        colours.append(palette[figure["verdict"]])
-    ours_side, reference_side = results["sides"]
+        colours.append(palette[compared.verdict])
     drawing, axes = pyplot.subplots(figsize=(11, 0.45 * len(figures) + 1.6))
     # Bars grow from 1 (equal) towards the median, left when ours is worse.
     widths = [median - 1 for median in medians]
@@ -450,9 +518,9 @@ def plot(results: dict, path: Path) -> None:
     axes.set_xscale("log")
     axes.set_xlabel("times better than the reference (over 1: ours is better)")
     axes.set_title(
-        f"ours {ours_side['version']} against {reference_side['name']}"
-        f" {reference_side['version']}\n{results['rounds']} interleaved rounds,"
-        f" {results['started']}; grey: within noise",
+        f"ours {results.ours.version} against {results.reference.name}"
+        f" {results.reference.version}\n{results.rounds} interleaved rounds,"
+        f" {results.started}; grey: within noise",
         fontsize=10,
     )
     drawing.tight_layout()
@@ -475,7 +543,7 @@ def _measure(sides: list[Side], measure: Measure, rounds: int) -> None:
                 side.figures.setdefault(figure.key, []).append(value)
 
 
-def run_bench(client: docker.DockerClient, repo: Path, reference: str, rounds: int) -> dict:
+def run_bench(client: docker.DockerClient, repo: Path, reference: str, rounds: int) -> BenchResults:
     """Set both sides up, then measure every figure `rounds` times on each. `reference`
     is an archive suite whose cyrus-imapd to compare with, or dovecot."""
     with ExitStack() as cleanup:
@@ -500,29 +568,18 @@ def run_bench(client: docker.DockerClient, repo: Path, reference: str, rounds: i
                 _measure(sides, POLLING, rounds)
             measures = (*MEASURES, POLLING)
         ours, other = sides
-        return {
-            "started": datetime.now(UTC).isoformat(timespec="seconds"),
-            "rounds": rounds,
-            "sides": [
-                {"name": "ours", "version": ours.version},
-                {"name": other.name, "version": other.version},
-            ],
-            "figures": [
-                _compare(figure, ours, other) for measure in measures for figure in measure.figures
-            ],
-        }
-
-
-def _compare(figure: Figure, ours: Side, reference: Side) -> dict:
-    mine, theirs = ours.figures[figure.key], reference.figures[figure.key]
-    compared = {
-        "name": figure.name,
-        "unit": figure.unit,
-        "higher_is_better": figure.higher_is_better,
-        "ours": _summary(mine),
-        "reference": _summary(theirs),
-        "ratio": statistics.median(mine) / statistics.median(theirs),
-        "samples": {"ours": mine, "reference": theirs},
-    }
-    compared["verdict"] = verdict(compared)
-    return compared
+        return BenchResults(
+            started=datetime.now(UTC).isoformat(timespec="seconds"),
+            rounds=rounds,
+            ours=SideVersion("ours", ours.version),
+            reference=SideVersion(other.name, other.version),
+            figures=tuple(
+                ComparedFigure(
+                    figure,
+                    Spread(tuple(ours.figures[figure.key])),
+                    Spread(tuple(other.figures[figure.key])),
+                )
+                for measure in measures
+                for figure in measure.figures
+            ),
+        )

@@ -94,8 +94,8 @@ def _bench(args: argparse.Namespace) -> int:
     results = run_bench(docker_client(), args.packages, args.reference, args.rounds)
     print(render(results))
     args.output.mkdir(parents=True, exist_ok=True)
-    path = args.output / f"bench-{results['started'].replace(':', '')}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    path = args.output / f"bench-{results.started.replace(':', '')}.json"
+    path.write_text(json.dumps(results.as_json(), indent=2) + "\n")
     plot(results, path.with_suffix(".png"))
     say(f"figures written to {path}, plotted in {path.with_suffix('.png')}")
     return 0

@@ -24,6 +24,43 @@ FUZZ_DEADLINE_S = 120
 
 
 @dataclass(frozen=True)
+class LmtpReplies:
+    """What the server answered in one LMTP transaction (lmtp_client.py's JSON): MAIL, RCPT
+    per recipient and, per accepted recipient, DATA (RFC 2033); `session` holds the replies
+    before the transaction (greeting, LHLO, STARTTLS, AUTH) when the session had one."""
+
+    mail: str
+    rcpt: dict[str, str]
+    data: dict[str, str]
+    session: dict[str, str]
+    file: str = ""  # the message file, when a session streamed several
+
+    @classmethod
+    def from_json(cls, line: str) -> "LmtpReplies":
+        fields = json.loads(line)
+        transaction = {key: fields.pop(key) for key in ("mail", "rcpt", "data")}
+        file = fields.pop("file", "")
+        fields.pop("data_start", None)
+        return cls(**transaction, session=fields, file=file)
+
+    def delivered_to(self, recipient: str) -> bool:
+        """lmtpd acknowledged the message for this recipient (250 after DATA)."""
+        return self.data.get(recipient, "").startswith("250")
+
+    def delivered_to_all(self) -> bool:
+        return all(self.delivered_to(recipient) for recipient in self.rcpt)
+
+    def final_reply(self, recipient: str) -> str:
+        """The reply that settled the recipient: after DATA, or the RCPT that refused it."""
+        return self.data.get(recipient, self.rcpt[recipient])
+
+    def first_refusal(self) -> str:
+        """The reply that stopped the delivery: at MAIL, at RCPT or after DATA."""
+        steps = [self.mail, *self.rcpt.values(), *self.data.values()]
+        return next(step for step in steps if not step.startswith("2"))
+
+
+@dataclass(frozen=True)
 class CyrusUsers:
     admin: str
     admin_password: str
@@ -118,25 +155,24 @@ def lmtp_deliver(
     *,
     address: str = LMTP_SOCKET,
     auth: tuple[str, str] | None = None,
-) -> dict:
+) -> LmtpReplies:
     """Deliver with a real client, run in the container: over the unix socket, or over
-    TCP ("127.0.0.1:24") with STARTTLS and AUTH PLAIN when `auth` is given. Returns
-    every reply."""
+    TCP ("127.0.0.1:24") with STARTTLS and AUTH PLAIN when `auth` is given."""
     machine.write_file(LMTP_CLIENT, (Path(__file__).parent / "lmtp_client.py").read_text())
     machine.write_file(f"{TEST_FILES}/message.eml", message)
     options = ["--auth", *auth] if auth else []
     arguments = " ".join(shlex.quote(a) for a in [*options, address, sender, *recipients])
     output = machine.check(f"python3 {LMTP_CLIENT} {arguments} < {TEST_FILES}/message.eml")
-    return json.loads(output)
+    return LmtpReplies.from_json(output)
 
 
 def lmtp_deliver_each(
     machine: DebianContainer, recipients: list[str], messages: list[bytes]
-) -> list[dict]:
+) -> list[LmtpReplies]:
     """Deliver every message to the recipients, one transaction each, in one LMTP session
     over the unix socket; the replies of each transaction, in order."""
     output = machine.check(lmtp_stream_command(machine, recipients, messages))
-    return [json.loads(line) for line in output.splitlines()]
+    return [LmtpReplies.from_json(line) for line in output.splitlines()]
 
 
 def lmtp_stream_command(
@@ -164,11 +200,22 @@ def sieve_connect(machine: DebianContainer, user: str, password: str, arguments:
     )
 
 
-def fuzz(machine: DebianContainer, protocol: str, port: int, seed: int, cases: int) -> dict:
+@dataclass(frozen=True)
+class FuzzCounts:
+    """What fuzz_client.py counted: command lines sent, sessions opened, sessions the
+    server closed, and replies read."""
+
+    cases: int
+    sessions: int
+    closed_by_server: int
+    replies: int
+
+
+def fuzz(machine: DebianContainer, protocol: str, port: int, seed: int, cases: int) -> FuzzCounts:
     """Send `cases` hostile command lines (fuzz_client.py, run in the container against
     127.0.0.1:port, at most FUZZ_DEADLINE_S seconds); what it counted."""
     machine.write_file(FUZZ_CLIENT, (Path(__file__).parent / "fuzz_client.py").read_text())
     output = machine.check(
         f"python3 {FUZZ_CLIENT} {protocol} {port} {seed} {cases} {FUZZ_DEADLINE_S}"
     )
-    return json.loads(output)
+    return FuzzCounts(**json.loads(output))

@@ -9,6 +9,7 @@ Sieve scripts (sha256, and which one is active) over ManageSieve.
 import hashlib
 import imaplib
 import re
+from dataclasses import dataclass
 
 from .clients import imap_login, sieve_connect
 from .machine import DebianContainer
@@ -106,28 +107,42 @@ def _sieve_scripts(machine: DebianContainer, user: str, password: str) -> dict[s
     return scripts
 
 
-def fingerprint(machine: DebianContainer, passwords: dict[str, str]) -> dict:
-    result = {}
+@dataclass(frozen=True)
+class Fingerprint:
+    """What each user sees of the store: per mailbox its UIDVALIDITY, messages (UID, flags,
+    digest), annotations and ACL; subscriptions, quota and Sieve scripts."""
+
+    users: dict[str, dict]
+
+    @property
+    def message_count(self) -> int:
+        return sum(
+            len(box["messages"])
+            for user in self.users.values()
+            for box in user["mailboxes"].values()
+        )
+
+    def differences(self, after: "Fingerprint") -> list[str]:
+        """Every place where `after` differs from this one, one line each."""
+        return _differences(self.users, after.users)
+
+
+def fingerprint(machine: DebianContainer, passwords: dict[str, str]) -> Fingerprint:
+    users = {}
     for user, password in sorted(passwords.items()):
         imap = imap_login(machine, user, password)
-        result[user] = {
+        users[user] = {
             "mailboxes": {name: _mailbox(imap, name) for name in _mailbox_names(imap, "list")},
             "subscribed": _mailbox_names(imap, "lsub"),
             "quota": _quota(imap),
             "sieve": _sieve_scripts(machine, user, password),
         }
         imap.logout()
-    return result
+    return Fingerprint(users)
 
 
-def message_count(snapshot: dict) -> int:
-    return sum(
-        len(box["messages"]) for user in snapshot.values() for box in user["mailboxes"].values()
-    )
-
-
-def differences(before: object, after: object, path: str = "") -> list[str]:
-    """Every place where two fingerprints differ, one line each, for a readable failure."""
+def _differences(before: object, after: object, path: str = "") -> list[str]:
+    """Every place where two nested values differ, one line each, for a readable failure."""
     if isinstance(before, dict) and isinstance(after, dict):
         lines = []
         for key in sorted(set(before) | set(after), key=str):
@@ -137,6 +152,6 @@ def differences(before: object, after: object, path: str = "") -> list[str]:
             elif key not in before:
                 lines.append(f"{where}: new ({after[key]!r:.80})")
             else:
-                lines += differences(before[key], after[key], where)
+                lines += _differences(before[key], after[key], where)
         return lines
     return [] if before == after else [f"{path}: {before!r:.80} -> {after!r:.80}"]

@@ -8,7 +8,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
-from .clients import imap_login, lmtp_deliver_each, lmtp_stream_command
+from .clients import LmtpReplies, imap_login, lmtp_deliver_each, lmtp_stream_command
 from .corpus import varied_messages
 from .machine import DebianContainer
 
@@ -39,11 +39,11 @@ def deliver_until(
     crashed = False
     for line in machine.exec_lines(lmtp_stream_command(machine, [USER], messages)):
         try:
-            reply = json.loads(line)
+            reply = LmtpReplies.from_json(line)
         except json.JSONDecodeError:
             continue  # the client's last words (a traceback), or a line cut by the crash
-        if reply["data"].get(USER, "").startswith("250"):
-            acknowledged.add(reply["file"])
+        if reply.delivered_to(USER):
+            acknowledged.add(reply.file)
         if not crashed and len(acknowledged) >= crash_after:
             crashed = True
             crash()
@@ -140,7 +140,7 @@ def fill_with_mail_and_folders(machine: DebianContainer, passwords: dict[str, st
     for user, password in passwords.items():
         messages = varied_messages(FOLDERS_SEED, 10, user, tag="damage ")
         replies = lmtp_deliver_each(machine, [user], messages)
-        assert all(reply["data"][user].startswith("250") for reply in replies), replies
+        assert all(reply.delivered_to(user) for reply in replies), replies
         imap = imap_login(machine, user, password)
         for number in range(FOLDERS_PER_USER):
             folder = f"INBOX/folder {number}"

@@ -72,11 +72,11 @@ def populate(
         for replies in lmtp_deliver_each(
             machine, [user], varied_messages(SEED, MESSAGES_PER_USER, user)
         ):
-            assert replies["data"][user].startswith("250"), replies
+            assert replies.delivered_to(user), replies
     for replies in lmtp_deliver_each(
         machine, names, varied_messages(SEED, TO_EVERYONE, "everyone", tag="all ")
     ):
-        assert all(replies["data"][user].startswith("250") for user in names), replies
+        assert all(replies.delivered_to(user) for user in names), replies
 
     for number, user in enumerate(names):
         password = users.passwords[user]
@@ -112,7 +112,7 @@ def assert_a_new_delivery_is_served(machine: DebianContainer, users: CyrusUsers)
     """After an upgrade, the store still takes and serves new mail, and the active Sieve
     script still files mailing-list mail into Work."""
     for subject in ("first message after the upgrade", "[list] first after the upgrade"):
-        assert lmtp_deliver(machine, ["alice"], make_message(subject))["data"]["alice"][:3] == "250"
+        assert lmtp_deliver(machine, ["alice"], make_message(subject)).delivered_to("alice")
     imap = imap_login(machine, "alice", users.passwords["alice"])
     work = f"INBOX{hierarchy_separator(imap)}Work"
     for mailbox, subject in (("INBOX", "first message"), (work, "[list] first")):
