@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from cyrus_testbed.clients import imap_login, lmtp_deliver, make_message
+from cyrus_testbed.clients import examine, fetched_message, imap_login, lmtp_deliver, make_message
 from cyrus_testbed.server_config import IMAPD_CONF, LOCAL_FRAGMENT
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -79,8 +79,8 @@ def test_a_configuration_mistake_is_repaired_or_named_and_loses_nothing(
     machine.wait_for_tcp(143)
     assert machine.check("stat -c %U:%G /var/lib/cyrus").strip() == "cyrus:mail"
     imap = imap_login(machine, "alice", password)
-    imap.select("INBOX", readonly=True)
+    examine(imap)
     _, found = imap.search(None, "SUBJECT", f'"kept through {mistake}"')
-    _, data = imap.fetch(found[0].split()[-1], "(BODY.PEEK[])")
+    stored = fetched_message(imap, found[0].split()[-1])
     imap.logout()
-    assert data[0][1].replace(b"\r\n", b"\n").endswith(kept.replace(b"\r\n", b"\n"))
+    assert stored.endswith(kept.replace(b"\r\n", b"\n"))

@@ -205,8 +205,10 @@ def test_imap_and_sieve_changes_acknowledged_before_a_power_cut_survive_it(
 
     imap = imap_login(machine, USER, password)
     imap.select("INBOX", readonly=True)
-    _, flags = imap.fetch("1:3", "(FLAGS)")
+    _, fetched = imap.fetch("1:3", "(FLAGS)")
+    flags = [line for line in fetched if isinstance(line, bytes)]
     _, acl = imap.getacl("Lists")
+    assert isinstance(acl[0], bytes), acl
     imap.logout()
     listing = sieve_connect(machine, USER, password, "--list")
     machine.check(f"rm -f {TEST_FILES}/kept.sieve")

@@ -84,7 +84,9 @@ def test_cyradm_creates_a_mailbox_and_sets_a_3_gib_quota_the_user_sees(server, b
     _, data = imap.getquotaroot("INBOX")
     imap.logout()
     quota = next(line for line in data[1] if line).decode()
-    limit = int(re.search(r"STORAGE \d+ (\d+)", quota)[1])
+    storage = re.search(r"STORAGE \d+ (\d+)", quota)
+    assert storage, quota
+    limit = int(storage[1])
     behaviour("quota of 3 GiB set with cyradm, as IMAP reports it (KiB)", str(limit))
     assert limit == THREE_GIB_IN_KIB
 

@@ -1,6 +1,7 @@
 """IMAP as a mail client uses it, under each setting of the two namespace options."""
 
 import hashlib
+import imaplib
 import re
 
 import pytest
@@ -11,14 +12,15 @@ from cyrus_testbed.server_config import reconfigured
 pytestmark = pytest.mark.integration
 
 
-def uids_matching(imap, *criteria: str) -> list[bytes]:
+def uids_matching(imap: imaplib.IMAP4, *criteria: str) -> list[str]:
     status, data = imap.uid("SEARCH", *criteria)
-    assert status == "OK", data
-    return data[0].split()
+    assert status == "OK" and isinstance(data[0], bytes), data
+    return data[0].decode().split()
 
 
-def body_digest(imap, uid: bytes) -> str:
+def body_digest(imap: imaplib.IMAP4, uid: str) -> str:
     _, data = imap.uid("FETCH", uid, "(BODY.PEEK[])")
+    assert isinstance(data[0], tuple), data
     return hashlib.sha256(data[0][1]).hexdigest()
 
 
@@ -29,7 +31,7 @@ def test_select_fetch_store_copy_search_and_expunge_work_on_delivered_mail(serve
     imap = imap_login(machine, "bob", server.users.passwords["bob"])
     assert imap.create("Kept")[0] == "OK"
     status, count = imap.select("INBOX")
-    assert status == "OK" and int(count[0]) >= 3
+    assert status == "OK" and int(count[0] or b"0") >= 3
 
     found = uids_matching(imap, "SUBJECT", '"imap walk"')
     assert len(found) == 3
@@ -76,7 +78,7 @@ def test_expunged_message_and_deleted_folder_stay_until_delprune_removes_them_fr
     doomed = machine.check("cyrus mbpath user/bob/Doomed").strip()
     imap.select("INBOX")
     (uid,) = uids_matching(imap, "SUBJECT", f'"{subject}"')
-    message_file = f"{inbox}/{uid.decode()}."
+    message_file = f"{inbox}/{uid}."
     assert imap.uid("STORE", uid, "+FLAGS", "(\\Deleted)")[0] == "OK"
     assert imap.expunge()[0] == "OK"
     assert imap.delete("Doomed")[0] == "OK"
@@ -84,7 +86,7 @@ def test_expunged_message_and_deleted_folder_stay_until_delprune_removes_them_fr
 
     # Kept for an administrator to bring back (README.Debian, "Deleted mail").
     assert machine.run(f"test -f {message_file}").ok
-    assert f"UID: {uid.decode()}" in machine.check("cyrus unexpunge -l user/bob")
+    assert f"UID: {uid}" in machine.check("cyrus unexpunge -l user/bob")
     assert machine.run(f"test -d {doomed}").ok
     # Renamed, not removed (a record of the old name stays for good: a tombstone).
     assert "DELETED.user.bob.Doomed." in machine.check("cyrus ctl_mboxlist -d")

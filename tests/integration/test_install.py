@@ -5,7 +5,15 @@ import re
 import pytest
 import testinfra
 
-from cyrus_testbed.clients import TEST_FILES, imap_connect, imap_login, lmtp_deliver, make_message
+from cyrus_testbed.clients import (
+    TEST_FILES,
+    examine,
+    fetched_message,
+    imap_connect,
+    imap_login,
+    lmtp_deliver,
+    make_message,
+)
 from cyrus_testbed.init_systems import run_cron_line
 
 pytestmark = pytest.mark.integration
@@ -78,11 +86,10 @@ def test_lmtp_delivery_over_unix_socket_reaches_inbox(server):
     replies = lmtp_deliver(server.machine, ["alice"], message)
     assert replies.delivered_to("alice"), replies
     imap = imap_login(server.machine, "alice", server.users.passwords["alice"])
-    imap.select("INBOX", readonly=True)
+    examine(imap)
     status, found = imap.search(None, "SUBJECT", '"delivered over the unix socket"')
     assert status == "OK" and len(found[0].split()) == 1
-    _, data = imap.fetch(found[0].split()[0], "(BODY.PEEK[])")
-    stored = data[0][1].replace(b"\r\n", b"\n")
+    stored = fetched_message(imap, found[0].split()[0])
     # lmtpd puts Return-Path and Received in front; the rest is byte for byte ours.
     assert stored.startswith(b"Return-Path: <s@example.test>\n")
     assert stored.endswith(message.replace(b"\r\n", b"\n"))

@@ -4,7 +4,14 @@ import shlex
 
 import pytest
 
-from cyrus_testbed.clients import imap_login, lmtp_deliver, make_message, provision_users
+from cyrus_testbed.clients import (
+    examine,
+    fetched_message,
+    imap_login,
+    lmtp_deliver,
+    make_message,
+    provision_users,
+)
 from cyrus_testbed.machine import LOCAL_SOURCE
 from cyrus_testbed.server_config import master_pid
 
@@ -115,9 +122,8 @@ def test_mail_and_configuration_survive_remove_and_reinstall(fresh_machine):
     machine.wait_for_tcp(143)
 
     imap = imap_login(machine, "bob", users.passwords["bob"])
-    imap.select("INBOX", readonly=True)
-    _, data = imap.fetch("1", "(BODY.PEEK[])")
-    assert data[0][1].replace(b"\r\n", b"\n").endswith(message.replace(b"\r\n", b"\n"))
+    examine(imap)
+    assert fetched_message(imap, "1").endswith(message.replace(b"\r\n", b"\n"))
     imap.logout()
 
 

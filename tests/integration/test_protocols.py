@@ -4,6 +4,7 @@ import base64
 import imaplib
 import poplib
 import re
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from contextlib import contextmanager
 import imaplib2
 import pytest
 
-from cyrus_testbed.clients import imap_login, lmtp_deliver, make_message, tls_context
+from cyrus_testbed.clients import examine, imap_login, lmtp_deliver, make_message, tls_context
 from cyrus_testbed.server_config import WITHOUT_IDLED, reconfigured, restart
 
 pytestmark = pytest.mark.integration
@@ -55,7 +56,9 @@ def test_imap_over_tls_works_with_a_key_of_cyrus_own_once_cyrus_leaves_ssl_cert(
         imap = imaplib.IMAP4_SSL(
             "127.0.0.1", machine.port(993), ssl_context=tls_context(), timeout=30
         )
+        assert isinstance(imap.sock, ssl.SSLSocket)
         served = imap.sock.getpeercert(binary_form=True)
+        assert served is not None
         assert imap.login("alice", server.users.passwords["alice"])[0] == "OK"
         imap.logout()
         master = machine.check("cat /proc/$(cat /run/cyrus/master.pid)/status")
@@ -73,7 +76,7 @@ def test_pop3_over_stls_lists_retrieves_and_deletes_and_imap_sees_the_deletion(s
     for message in messages:
         assert lmtp_deliver(machine, ["bob"], message).delivered_to("bob")
     before = imap_login(machine, "bob", password)
-    count_before = int(before.select("INBOX", readonly=True)[1][0])
+    count_before = examine(before)
     before.logout()
 
     pop = poplib.POP3("127.0.0.1", machine.port(110), timeout=30)
@@ -89,7 +92,7 @@ def test_pop3_over_stls_lists_retrieves_and_deletes_and_imap_sees_the_deletion(s
     pop.quit()
 
     after = imap_login(machine, "bob", password)
-    assert int(after.select("INBOX", readonly=True)[1][0]) == count_before - 1
+    assert examine(after) == count_before - 1
     _, found = after.search(None, "SUBJECT", '"for pop3 1"')
     assert found[0] == b""
     after.logout()

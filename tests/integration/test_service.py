@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from cyrus_testbed.clients import imap_login, lmtp_deliver, make_message
+from cyrus_testbed.clients import examine, fetched_message, imap_login, lmtp_deliver, make_message
 from cyrus_testbed.server_config import LOCAL_FRAGMENT, master_pid, restart
 
 pytestmark = pytest.mark.integration
@@ -109,11 +109,11 @@ def test_restart_keeps_delivered_mail_and_serves_again(server, behaviour):
     assert master_pid(machine) != pid
 
     imap = imap_login(machine, "bob", password)
-    imap.select("INBOX", readonly=True)
+    examine(imap)
     _, found = imap.search(None, "SUBJECT", '"kept across a restart"')
-    _, data = imap.fetch(found[0].split()[-1], "(BODY.PEEK[])")
+    stored = fetched_message(imap, found[0].split()[-1])
     imap.logout()
-    kept = data[0][1].replace(b"\r\n", b"\n").endswith(message.replace(b"\r\n", b"\n"))
+    kept = stored.endswith(message.replace(b"\r\n", b"\n"))
     behaviour(
         "a message delivered before a restart, read after it", "intact" if kept else "changed"
     )

@@ -186,6 +186,7 @@ def test_postinst_migrates_an_edited_cyrus_conf_before_it_starts_the_service(pac
     closed, until the migration's restart."""
     deb = DebFile(str(next(packages_dir.glob("cyrus-common_*.deb"))))
     postinst = deb.control.get_content("postinst", encoding="utf-8")
+    assert postinst is not None
     migrated = postinst.index("/usr/lib/cyrus/cyrus-migrate-conf")
     systemd_start = "deb-systemd-invoke $_dh_action 'cyrus-imapd.service'"
     for start in (systemd_start, "invoke-rc.d --skip-systemd-native cyrus-imapd $_dh_action"):

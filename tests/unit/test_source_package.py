@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from debian.changelog import Changelog
-from debian.copyright import Copyright
+from debian.copyright import Copyright, FilesParagraph, License, LicenseParagraph
 from debian.deb822 import Deb822
 from debian.debian_support import Version
 
@@ -114,17 +114,23 @@ def test_the_orig_tarball_holds_nothing_that_files_excluded_removes():
     assert any(m.startswith("docsrc/exts/sphinxlocal/") for m in members)
 
 
+def _license(paragraph: FilesParagraph | LicenseParagraph) -> License:
+    found = paragraph.license
+    assert isinstance(found, License), found
+    return found
+
+
 def test_every_licence_debian_copyright_names_has_its_text():
     with (DEBIAN_DIR / "copyright").open() as handle:
         copyright_file = Copyright(handle)
     standalone = {
-        paragraph.license.synopsis for paragraph in copyright_file.all_license_paragraphs()
+        _license(paragraph).synopsis for paragraph in copyright_file.all_license_paragraphs()
     }
     missing = {
         name
         for paragraph in copyright_file.all_files_paragraphs()
-        if not paragraph.license.text
-        for name in re.split(r" and | or ", paragraph.license.synopsis)
+        if not _license(paragraph).text
+        for name in re.split(r" and | or ", _license(paragraph).synopsis)
         if name not in standalone
     }
     assert missing == set()

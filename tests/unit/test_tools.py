@@ -94,11 +94,13 @@ def test_autopkgtest_testbeds_get_the_same_host_settings_as_our_machines():
         assert "--sysctl=net.ipv4.ip_unprivileged_port_start=1024" in flags
         assert "--sysctl=net.ipv6.conf.lo.disable_ipv6=0" in flags
         assert {"--tmpfs=/run", "--tmpfs=/run/lock"} <= set(flags)
+        sysctls, capabilities = kwargs["sysctls"], kwargs["cap_add"]
+        assert isinstance(sysctls, dict) and isinstance(capabilities, list)
         assert [f for f in flags if f.startswith("--sysctl")] == [
-            f"--sysctl={name}={value}" for name, value in kwargs["sysctls"].items()
+            f"--sysctl={name}={value}" for name, value in sysctls.items()
         ]
         assert [f for f in flags if f.startswith("--cap-add")] == [
-            f"--cap-add={cap}" for cap in kwargs["cap_add"]
+            f"--cap-add={cap}" for cap in capabilities
         ]
     assert "--cgroupns=private" in Systemd().host_settings().docker_run_flags()
     assert "--ulimit=nofile=1024:4096" in SysVinit().host_settings().docker_run_flags()
@@ -186,9 +188,9 @@ def test_the_lock_file_pins_every_dependency_within_pyproject_floors():
             name, _, version = line.partition("==")
             pinned[canonicalize_name(name)] = version
     for requirement in wanted:
-        version = pinned.get(canonicalize_name(requirement.name))
-        assert version, f"{requirement.name} is not in requirements.lock"
-        assert requirement.specifier.contains(version), f"{requirement} but locked {version}"
+        locked = pinned.get(canonicalize_name(requirement.name))
+        assert locked, f"{requirement.name} is not in requirements.lock"
+        assert requirement.specifier.contains(locked), f"{requirement} but locked {locked}"
 
 
 def test_only_init_systems_py_branches_on_the_init_system():

@@ -135,6 +135,23 @@ def imap_login(machine: DebianContainer, user: str, password: str) -> imaplib.IM
     return imap
 
 
+def examine(imap: imaplib.IMAP4, mailbox: str = "INBOX") -> int:
+    """Select the mailbox read-only; how many messages it holds."""
+    status, data = imap.select(mailbox, readonly=True)
+    assert status == "OK" and data[0] is not None, data
+    return int(data[0])
+
+
+def fetched_message(imap: imaplib.IMAP4, message_set: str | bytes) -> bytes:
+    """One whole message of the selected mailbox (BODY.PEEK[]), its lines ending in LF,
+    as the message files the tests wrote end theirs."""
+    number = message_set.decode() if isinstance(message_set, bytes) else message_set
+    _, data = imap.fetch(number, "(BODY.PEEK[])")
+    part = data[0]
+    assert isinstance(part, tuple), f"FETCH {number} answered {data!r}"
+    return part[1].replace(b"\r\n", b"\n")
+
+
 def make_message(subject: str, body: str = "Hello from the tests.\n") -> bytes:
     message = EmailMessage()
     message["From"] = "sender@example.test"

@@ -115,6 +115,10 @@ class Fingerprint:
     users: dict[str, dict]
 
     @property
+    def mailbox_count(self) -> int:
+        return sum(len(user["mailboxes"]) for user in self.users.values())
+
+    @property
     def message_count(self) -> int:
         return sum(
             len(box["messages"])
