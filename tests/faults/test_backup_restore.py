@@ -29,7 +29,8 @@ def test_a_store_backed_up_destroyed_and_restored_is_the_same_store(
     machine.wait_for_tcp(143)  # started again, its pid file written
     assert master_pid(machine) != pid, "the backup was not taken with master stopped"
     # All mail, /etc/sasldb2 and imapd.conf: root's alone.
-    assert machine.check(f"stat -c %U:%a {ARCHIVE}").strip() == "root:600"
+    archive = machine.host.file(ARCHIVE)
+    assert (archive.user, archive.mode) == ("root", 0o600)
     assert machine.service("stop").ok
     machine.check(f"rm -rf {' '.join(STORE)}")  # the disk is lost
 
@@ -38,7 +39,7 @@ def test_a_store_backed_up_destroyed_and_restored_is_the_same_store(
     after = fingerprint(machine, passwords)
     found = before.differences(after)
     figures(
-        archive_bytes=int(machine.check(f"stat -c %s {ARCHIVE}")),
+        archive_bytes=archive.size,
         messages_compared=after.message_count,
         differences=found,
     )

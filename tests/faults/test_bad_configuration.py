@@ -74,10 +74,11 @@ def test_a_configuration_mistake_is_repaired_or_named_and_loses_nothing(
     else:
         assert started.ok, shown
     machine.check("DEBIAN_FRONTEND=noninteractive dpkg-reconfigure cyrus-common 2>&1")
-    assert "install ok installed" in machine.check("dpkg-query -W -f='${Status}' cyrus-common")
+    assert machine.host.package("cyrus-common").is_installed
 
     machine.wait_for_tcp(143)
-    assert machine.check("stat -c %U:%G /var/lib/cyrus").strip() == "cyrus:mail"
+    state = machine.host.file("/var/lib/cyrus")
+    assert (state.user, state.group) == ("cyrus", "mail")
     imap = imap_login(machine, "alice", password)
     examine(imap)
     _, found = imap.search(None, "SUBJECT", f'"kept through {mistake}"')

@@ -97,7 +97,7 @@ def test_kill_9_of_master_during_delivery_loses_no_acknowledged_message(
         "setsid cyrus cyr_withlock_run -u carol /bin/sleep 600"
         " < /dev/null > /dev/null 2>&1 & echo $!"
     ).strip()
-    assert machine.check(f"ps -o comm= -p {tool}").strip().startswith("cyr_withlock_ru")
+    assert machine.host.process.get(pid=int(tool)).comm.startswith("cyr_withlock_ru")
 
     def kill_master() -> None:
         machine.check(f"kill -9 {killed}")

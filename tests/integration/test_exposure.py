@@ -12,11 +12,7 @@ LOOPBACK_ONLY = {"24", "4190"}  # LMTP over TCP, ManageSieve
 def test_only_the_documented_ports_listen_and_lmtp_and_sieve_only_on_loopback(server, behaviour):
     machine = server.machine
     machine.wait_for_tcp(4190)
-    listeners = {
-        tuple(line.split()[3].rsplit(":", 1))
-        for line in machine.check("ss -Hltn").splitlines()
-        if line.strip()
-    }
+    listeners = {tuple(listener.rsplit(":", 1)) for listener in machine.tcp_listeners()}
     expected = {(address, port) for port in EVERY_ADDRESS for address in ("0.0.0.0", "[::]")}
     expected |= {("127.0.0.1", port) for port in LOOPBACK_ONLY}
     behaviour(
@@ -29,8 +25,8 @@ def test_only_the_documented_ports_listen_and_lmtp_and_sieve_only_on_loopback(se
 @pytest.mark.parametrize("tree", ["/var/lib/cyrus", "/var/spool/cyrus/mail", "/var/spool/sieve"])
 def test_nothing_that_holds_mail_or_state_is_world_writable_or_reachable(server, tree):
     machine = server.machine
-    top = machine.check(f"stat -c %a {tree}").strip()
-    assert top.endswith("0"), f"{tree} is {top}: others can enter it"
+    mode = machine.host.file(tree).mode
+    assert mode & 0o007 == 0, f"{tree} is {mode:o}: others can enter it"
     writable = machine.check(f"find {tree} \\( -type f -o -type d \\) -perm /o+w")
     assert writable == "", writable
 
@@ -38,10 +34,11 @@ def test_nothing_that_holds_mail_or_state_is_world_writable_or_reachable(server,
 @pytest.mark.parametrize(
     ("path", "owner", "mode"),
     [
-        ("/etc/sasldb2", "root:sasl", "660"),
-        ("/etc/imapd.conf", "root:mail", "640"),
-        ("/etc/ssl/private/ssl-cert-snakeoil.key", "root:ssl-cert", "640"),
+        ("/etc/sasldb2", ("root", "sasl"), 0o660),
+        ("/etc/imapd.conf", ("root", "mail"), 0o640),
+        ("/etc/ssl/private/ssl-cert-snakeoil.key", ("root", "ssl-cert"), 0o640),
     ],
 )
 def test_secrets_are_not_world_readable(server, path, owner, mode):
-    assert server.machine.check(f"stat -c '%U:%G %a' {path}").split() == [owner, mode]
+    secret = server.machine.host.file(path)
+    assert ((secret.user, secret.group), secret.mode) == (owner, mode)

@@ -3,7 +3,6 @@
 import re
 
 import pytest
-import testinfra
 
 from cyrus_testbed.clients import (
     TEST_FILES,
@@ -19,16 +18,12 @@ from cyrus_testbed.init_systems import run_cron_line
 pytestmark = pytest.mark.integration
 
 
-def host_of(machine):
-    return testinfra.get_host(f"docker://{machine.get_wrapped_container().id}")
-
-
 @pytest.mark.quick
 def test_installing_cyrus_imapd_alone_gives_a_running_imap_server(fresh_machine):
     fresh_machine.install(["cyrus-imapd"])
     fresh_machine.wait_for_tcp(143)
     fresh_machine.wait_for_tcp(993)
-    assert host_of(fresh_machine).service("cyrus-imapd").is_running
+    assert fresh_machine.host.service("cyrus-imapd").is_running
     greeting = imap_connect(fresh_machine, starttls=False).welcome.decode()
     assert greeting.startswith("* OK")
     assembled = fresh_machine.read_file("/run/cyrus/cyrus.conf")
@@ -37,7 +32,7 @@ def test_installing_cyrus_imapd_alone_gives_a_running_imap_server(fresh_machine)
 
 
 def test_cyrus_user_has_primary_group_mail_and_is_in_sasl_and_ssl_cert(server):
-    cyrus = host_of(server.machine).user("cyrus")
+    cyrus = server.machine.host.user("cyrus")
     assert cyrus.exists
     assert cyrus.group == "mail"
     assert {"sasl", "ssl-cert"} <= set(cyrus.groups)
@@ -60,13 +55,13 @@ DIRECTORY_OWNERS_AND_MODES = {
 
 @pytest.mark.parametrize("path", DIRECTORY_OWNERS_AND_MODES)
 def test_directory_has_documented_owner_and_mode(server, path):
-    directory = host_of(server.machine).file(path)
+    directory = server.machine.host.file(path)
     assert directory.is_directory
     assert (directory.user, directory.group, directory.mode) == DIRECTORY_OWNERS_AND_MODES[path]
 
 
 def test_imapd_conf_is_readable_by_group_mail_only(server):
-    conf = host_of(server.machine).file("/etc/imapd.conf")
+    conf = server.machine.host.file("/etc/imapd.conf")
     assert (conf.user, conf.group, conf.mode) == ("root", "mail", 0o640)
 
 
@@ -76,7 +71,7 @@ def test_runtime_directories_come_back_after_a_reboot(server):
     machine.reboot()
     machine.wait_for_unix_socket("/run/cyrus/socket/lmtp")
     machine.wait_for_tcp(143)
-    socket_dir = host_of(machine).file("/run/cyrus/socket")
+    socket_dir = machine.host.file("/run/cyrus/socket")
     assert (socket_dir.user, socket_dir.group, socket_dir.mode) == ("cyrus", "cyrus-lmtp", 0o750)
 
 
@@ -124,7 +119,7 @@ MAILBOX_LIST_DUMP = "/var/backups/cyrus-mboxlist.txt"
 
 def test_daily_job_checkpoints_the_databases_and_dumps_the_mailbox_list(server, behaviour):
     machine = server.machine
-    dump = host_of(machine).file(MAILBOX_LIST_DUMP)
+    dump = machine.host.file(MAILBOX_LIST_DUMP)
     machine.check(f"rm -f {MAILBOX_LIST_DUMP}*")
     machine.init.run_daily_job(machine)
     behaviour("daily mailbox-list dump runs from", machine.init.daily_job)
@@ -133,7 +128,7 @@ def test_daily_job_checkpoints_the_databases_and_dumps_the_mailbox_list(server, 
     # Its checkpoint, after master's at the start, rotated the databases' archive.
     assert "DBERROR: archive" not in machine.cyrus_log()
     for archive in ("db.backup1", "db.backup2"):
-        assert host_of(machine).file(f"/var/lib/cyrus/{archive}/mailboxes.db").exists
+        assert machine.host.file(f"/var/lib/cyrus/{archive}/mailboxes.db").exists
 
 
 @pytest.mark.only_on("systemd")
@@ -141,7 +136,7 @@ def test_cron_line_stands_aside_where_the_timer_runs_the_daily_job(server):
     machine = server.machine
     machine.check(f"rm -f {MAILBOX_LIST_DUMP}*")
     run_cron_line(machine)
-    assert not host_of(machine).file(MAILBOX_LIST_DUMP).exists
+    assert not machine.host.file(MAILBOX_LIST_DUMP).exists
     assert machine.check("systemctl is-enabled cyrus-daily.timer").strip() == "enabled"
 
 
@@ -161,9 +156,9 @@ def test_cyrus_makedirs_creates_hashed_partitions_and_is_idempotent(server):
         "/srv/alt/config/user/K",
         "/srv/alt/sieve/B",
     ):
-        directory = host_of(machine).file(path)
+        directory = machine.host.file(path)
         assert (directory.user, directory.group, directory.mode) == ("cyrus", "mail", 0o750)
-    assert not host_of(machine).file("/srv/alt/spool/a").exists
+    assert not machine.host.file("/srv/alt/spool/a").exists
     assert machine.check(f"cyrus-makedirs -C {TEST_FILES}/alt-imapd.conf") == ""
 
 

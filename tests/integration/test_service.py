@@ -16,10 +16,11 @@ EVERY_LISTENER = "ss -Hltnx | grep -qE ':143 |:993 |:110 |:995 |:24 |:4190 |/run
 def test_master_and_every_child_run_as_cyrus(server, behaviour):
     machine = server.machine
     machine.wait_for_tcp(143)
-    processes = machine.check(
-        "ps -o user=,comm= -C master,imapd,pop3d,lmtpd,idled,timsieved"
-    ).split()
-    pairs = list(zip(processes[::2], processes[1::2], strict=True))
+    pairs = [
+        (process.user, process.comm)
+        for name in ("master", "imapd", "pop3d", "lmtpd", "idled", "timsieved")
+        for process in machine.host.process.filter(comm=name)
+    ]
     assert ("cyrus", "master") in pairs
     assert ("cyrus", "idled") in pairs
     users = sorted({user for user, _ in pairs})
@@ -52,7 +53,7 @@ def test_master_keeps_only_the_right_to_bind_and_its_children_hold_no_capability
     )
     assert held["CapPrm"] == CAP_NET_BIND_SERVICE and held["CapEff"] == 0, held
     assert held["CapInh"] == held["CapAmb"] == 0, held
-    children = machine.check(f"ps -o pid= --ppid {master}").split()
+    children = [str(child.pid) for child in machine.host.process.filter(ppid=int(master))]
     assert len(children) >= 3, children  # idled, the prefork imapd, ...
     for child in children:
         sets = capabilities(machine, child)

@@ -41,7 +41,7 @@ def test_upgrade_from_debian_13_package_keeps_every_message_and_flag(
 ):
     machine = fresh_machine
     machine.install(DEBIAN_PACKAGES + CLIENT_PACKAGES, source="archive", release=suite)
-    version = machine.check("dpkg-query -W -f='${Version}' cyrus-common")
+    version = machine.host.package("cyrus-common").version
     assert version.startswith(DEBIAN_RELEASES[suite]), version
     run_without_uninstalled_services(machine, "pop3|nntp|http")
     users = provision_users(machine, USERS)
@@ -50,7 +50,7 @@ def test_upgrade_from_debian_13_package_keeps_every_message_and_flag(
     assert before.message_count == MESSAGES_SEEN
 
     machine.install(["cyrus-imapd", "cyrus-common", "cyrus-admin"])
-    assert machine.check("dpkg-query -W -f='${Version}' cyrus-common") == OUR_VERSION
+    assert machine.host.package("cyrus-common").version == OUR_VERSION
     machine.wait_for_tcp(143)
 
     assert_store_unchanged(before, fingerprint(machine, users.passwords))
@@ -82,7 +82,7 @@ def test_upgrade_keeps_an_unedited_debian_imapd_conf_and_the_namespace_it_sets(
     before = fingerprint(machine, passwords)
 
     machine.install(["cyrus-imapd", "cyrus-common", "cyrus-admin"])
-    assert machine.check("dpkg-query -W -f='${Version}' cyrus-common") == OUR_VERSION
+    assert machine.host.package("cyrus-common").version == OUR_VERSION
     machine.wait_for_tcp(143)
 
     assert machine.check(f"sha256sum {IMAPD_CONF}") == debian_conf
@@ -111,7 +111,7 @@ def test_upgrade_from_debian_13_with_every_service_package_and_its_cyrus_conf_op
         [*SERVICE_PACKAGES, "cyrus-admin", "sasl2-bin", "ssl-cert", *CLIENT_PACKAGES],
         source="archive",
     )
-    assert machine.check("dpkg-query -W -f='${Version}' cyrus-common").startswith("3.10.")
+    assert machine.host.package("cyrus-common").version.startswith("3.10.")
     users = provision_users(machine, ("alice",))
     for port in (143, 110, 119, 8008):
         machine.wait_for_tcp(port)
@@ -121,7 +121,7 @@ def test_upgrade_from_debian_13_with_every_service_package_and_its_cyrus_conf_op
     logged_before = len(machine.cyrus_log().splitlines())
 
     machine.install([*SERVICE_PACKAGES, "cyrus-common", "cyrus-admin"])
-    assert machine.check("dpkg-query -W -f='${Version}' cyrus-common") == OUR_VERSION
+    assert machine.host.package("cyrus-common").version == OUR_VERSION
 
     for port in EVERY_PORT:
         machine.wait_for_tcp(port)
@@ -160,9 +160,9 @@ def test_upgrade_from_debian_13_keeps_postfix_delivering_through_the_lmtp_socket
     )
 
     machine.install(["cyrus-imapd", "cyrus-common", "cyrus-admin"])
-    assert machine.check("dpkg-query -W -f='${Version}' cyrus-common") == OUR_VERSION
+    assert machine.host.package("cyrus-common").version == OUR_VERSION
     machine.wait_for_unix_socket("/run/cyrus/socket/lmtp")
-    assert machine.check("stat -c %G /run/cyrus/socket").strip() == "cyrus-lmtp"
+    assert machine.host.file("/run/cyrus/socket").group == "cyrus-lmtp"
     # Postfix's idle lmtp clients still hold the old groups; new ones get cyrus-lmtp.
     machine.check("service postfix restart 2>&1")
     send_through_the_mta_until_it_reaches_bob(
@@ -246,7 +246,7 @@ def test_a_power_cut_between_unpack_and_configure_of_the_upgrade_loses_no_mail(
     assert unsynced_write_lost, "the rig's unsynced write survived the cut: it cuts nothing"
     assert configure.ok, configure.output
     assert audit == "", audit
-    assert machine.check("dpkg-query -W -f='${Version}' cyrus-common") == OUR_VERSION
+    assert machine.host.package("cyrus-common").version == OUR_VERSION
     machine.wait_for_tcp(143)
     assert_store_unchanged(before, fingerprint(machine, users.passwords))
     assert_a_new_delivery_is_served(machine, users)

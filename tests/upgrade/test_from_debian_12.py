@@ -60,13 +60,13 @@ def test_release_upgrade_from_debian_12_keeps_the_3_6_1_store_whole(
 ):
     machine = debian_12_machine
     machine.install(DEBIAN_12_PACKAGES + CLIENT_PACKAGES, source="archive")
-    assert machine.check("dpkg-query -W -f='${Version}' cyrus-common").startswith("3.6.1")
+    assert machine.host.package("cyrus-common").version.startswith("3.6.1")
     run_without_uninstalled_services(machine, "pop3|nntp|http")
     # idled in START, as the comments of Debian 12's cyrus.conf suggest: Cyrus
     # 3.10 and later want it in DAEMON, which the upgrade must see to.
     machine.check(r"sed -i -E 's/^(\s*)#\s*(idled\s)/\1\2/' /etc/cyrus.conf")
     users = provision_users(machine, USERS)
-    assert machine.run("pgrep -x idled").ok
+    assert machine.host.process.filter(comm="idled")
     populate(machine, users, annotate_shared_folder=False)
     before = fingerprint(machine, users.passwords)
     assert before.message_count == MESSAGES_SEEN
@@ -78,7 +78,7 @@ def test_release_upgrade_from_debian_12_keeps_the_3_6_1_store_whole(
         " && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get full-upgrade -y -q"
         " -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold 2>&1"
     )
-    assert machine.check("dpkg-query -W -f='${Version}' cyrus-common") == OUR_VERSION
+    assert machine.host.package("cyrus-common").version == OUR_VERSION
     machine.wait_for_tcp(143)
     behaviour(
         "index version of a Debian 12 store after the upgrade", " ".join(index_versions(machine))
@@ -86,7 +86,7 @@ def test_release_upgrade_from_debian_12_keeps_the_3_6_1_store_whole(
     assert_store_unchanged(before, fingerprint(machine, users.passwords))
     migrated = machine.read_file(MIGRATED_FRAGMENT)
     assert re.search(r"DAEMON \{\n(  .*\n)*  idled\s+cmd=", migrated), migrated
-    assert machine.run("pgrep -x idled").ok, "idled does not run after the upgrade"
+    assert machine.host.process.filter(comm="idled"), "idled does not run after the upgrade"
     behaviour("services Debian 12 did not run, after the upgrade", disabled_services(migrated))
 
     for command in AFTER_THE_UPGRADE:

@@ -49,7 +49,7 @@ def install_previous_release(machine) -> None:
         f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
         f" {debs} sasl2-bin ssl-cert {' '.join(CLIENT_PACKAGES)} 2>&1"
     )
-    assert machine.check("dpkg-query -W -f='${Version}' cyrus-common") == PREVIOUS_VERSION, ours
+    assert machine.host.package("cyrus-common").version == PREVIOUS_VERSION, ours
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def test_upgrade_from_our_previous_release_keeps_every_message_flag_acl_and_quot
     old_master = master_pid(machine)
 
     machine.install(PACKAGES)
-    assert machine.check("dpkg-query -W -f='${Version}' cyrus-common") == OUR_VERSION
+    assert machine.host.package("cyrus-common").version == OUR_VERSION
     machine.wait_for_tcp(143)
     assert master_pid(machine) != old_master  # restarted
 
@@ -118,7 +118,7 @@ def test_an_upgrade_that_fails_in_postinst_finishes_with_dpkg_configure_once_fix
 
     machine.rewrite_file(IMAPD_CONF, good_conf)
     machine.check("DEBIAN_FRONTEND=noninteractive dpkg --configure -a 2>&1")
-    assert "install ok installed" in machine.check("dpkg-query -W -f='${Status}' cyrus-common")
+    assert machine.host.package("cyrus-common").is_installed
     machine.wait_for_tcp(143)  # started by the postinst, no manual step
     assert_store_unchanged(before, fingerprint(machine, users.passwords), step="after the fix")
     assert_a_new_delivery_is_served(machine, users)

@@ -4,6 +4,7 @@ How a machine is run, booted and driven depends on its init system; init_systems
 holds every such difference, so nothing here branches on it.
 """
 
+import functools
 import io
 import shlex
 import tarfile
@@ -14,6 +15,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import docker
+import testinfra
 from debian.deb822 import Packages
 from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
@@ -105,6 +107,22 @@ class DebianContainer(DockerContainer):
             labels=owner_labels(),
             **self.init.run_options(),
         )
+
+    @functools.cached_property
+    def host(self) -> testinfra.host.Host:
+        """testinfra's view of the machine, through docker exec: its files, packages,
+        processes, sockets, users and services."""
+        return testinfra.get_host(f"docker://{self.get_wrapped_container().id}")
+
+    def tcp_listeners(self) -> set[str]:
+        """Every listening TCP address, as ADDRESS:PORT with IPv6 addresses in brackets."""
+        listeners = set()
+        for socket_spec in self.host.socket.get_listening_sockets():
+            protocol, _, address = socket_spec.partition("://")
+            if protocol == "tcp":
+                host, port = address.rsplit(":", 1)
+                listeners.add(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        return listeners
 
     def port(self, container_port: int) -> int:
         """The loopback port on the host that reaches container_port."""
