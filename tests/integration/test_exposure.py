@@ -31,14 +31,14 @@ def test_nothing_that_holds_mail_or_state_is_world_writable_or_reachable(server,
     assert writable == "", writable
 
 
-@pytest.mark.parametrize(
-    ("path", "owner", "mode"),
-    [
-        ("/etc/sasldb2", ("root", "sasl"), 0o660),
-        ("/etc/imapd.conf", ("root", "mail"), 0o640),
-        ("/etc/ssl/private/ssl-cert-snakeoil.key", ("root", "ssl-cert"), 0o640),
-    ],
-)
-def test_secrets_are_not_world_readable(server, path, owner, mode):
+SECRETS = {
+    "/etc/sasldb2": ("root", "sasl", 0o660),
+    "/etc/imapd.conf": ("root", "mail", 0o640),
+    "/etc/ssl/private/ssl-cert-snakeoil.key": ("root", "ssl-cert", 0o640),
+}
+
+
+@pytest.mark.parametrize("path", SECRETS)
+def test_secrets_are_not_world_readable(server, path):
     secret = server.machine.host.file(path)
-    assert ((secret.user, secret.group), secret.mode) == (owner, mode)
+    assert (secret.user, secret.group, secret.mode) == SECRETS[path]

@@ -5,13 +5,12 @@ holds every such difference, so nothing here branches on it.
 """
 
 import functools
-import io
 import shlex
-import tarfile
-import time
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from datetime import timedelta
 from pathlib import Path
 
 import docker
@@ -19,6 +18,7 @@ import testinfra
 from debian.deb822 import Packages
 from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
+from testcontainers.core.wait_strategies import ExecWaitStrategy
 
 from cyrus_deb.engine import owner_labels
 from cyrus_deb.images import APT_INSTALL, Recipe, ensure_image, flavour_image
@@ -39,6 +39,13 @@ PUBLISHED_PORTS = (24, 110, 143, 993, 995, 4190, 8008, 8443)
 
 def _listen_probe(port: int) -> str:
     return f"ss -Hltn 'sport = :{port}' | grep -q LISTEN"
+
+
+def _probe_strategy(probe: str, timeout_s: float) -> ExecWaitStrategy:
+    """testcontainers' wait for a shell command to succeed in the container, tried every
+    0.2 s: most waits here are for a service that is up within a second or two."""
+    strategy = ExecWaitStrategy(["sh", "-c", probe])
+    return strategy.with_startup_timeout(timedelta(seconds=timeout_s)).with_poll_interval(0.2)
 
 
 class CommandFailed(AssertionError):
@@ -107,6 +114,7 @@ class DebianContainer(DockerContainer):
             labels=owner_labels(),
             **self.init.run_options(),
         )
+        self.waiting_for(self._boot_strategy())
 
     @functools.cached_property
     def host(self) -> testinfra.host.Host:
@@ -129,13 +137,20 @@ class DebianContainer(DockerContainer):
         return int(self.get_exposed_port(container_port))
 
     def start(self) -> "DebianContainer":
-        super().start()
+        """Create and boot the machine; it is removed again if it does not boot."""
         try:
-            self.wait_booted()
+            super().start()
+        except TimeoutError as error:
+            report = self.logs_for_humans()
+            self.stop()
+            raise TimeoutError(f"{self.init} did not boot\n{report}") from error
         except Exception:
             self.stop()
             raise
         return self
+
+    def _boot_strategy(self) -> ExecWaitStrategy:
+        return _probe_strategy(self.init.boot_probe(), BOOT_TIMEOUT_S)
 
     def reboot(self) -> None:
         """Stop and start the container: init runs again on an empty /run."""
@@ -187,21 +202,23 @@ class DebianContainer(DockerContainer):
         return Result(code, output.decode(errors="replace"))
 
     def write_file(self, path: str, content: bytes | str, mode: int = 0o644) -> None:
-        self.write_files(str(Path(path).parent), {Path(path).name: content}, mode)
+        """Write a file, its missing parent directories made."""
+        data = content.encode() if isinstance(content, str) else content
+        self.copy_into_container(data, path, mode)
 
     def write_files(
         self, directory: str, files: Mapping[str, bytes | str], mode: int = 0o644
     ) -> None:
-        """Write many files into one directory with a single copy into the container."""
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as archive:
+        """Write many files into one new directory with a single copy into the container."""
+        with tempfile.TemporaryDirectory() as staging:
+            staged = Path(staging) / Path(directory).name
+            staged.mkdir()
             for name, content in files.items():
                 data = content.encode() if isinstance(content, str) else content
-                info = tarfile.TarInfo(name)
-                info.size, info.mode = len(data), mode
-                archive.addfile(info, io.BytesIO(data))
-        self.check(f"mkdir -p {shlex.quote(directory)}")
-        self.get_wrapped_container().put_archive(directory, buffer.getvalue())
+                (staged / name).write_bytes(data)
+                (staged / name).chmod(mode)
+            self.check(f"mkdir -p {shlex.quote(str(Path(directory).parent))}")
+            self.copy_into_container(staged, str(Path(directory).parent))
 
     def rewrite_file(self, path: str, content: str) -> None:
         """Replace a file's content in place, keeping its owner and mode, as an editor does."""
@@ -223,12 +240,12 @@ class DebianContainer(DockerContainer):
         self.wait_until(self.init.boot_probe(), BOOT_TIMEOUT_S, f"{self.init} did not boot")
 
     def wait_until(self, probe: str, timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.run(probe).ok:
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"{what} within {timeout_s} s\n{self.logs_for_humans()}")
+        """Until the shell command `probe` succeeds in the machine; on a timeout, fail with
+        `what` and the machine's logs."""
+        try:
+            _probe_strategy(probe, timeout_s).wait_until_ready(self)
+        except TimeoutError as error:
+            raise TimeoutError(f"{what} within {timeout_s} s\n{self.logs_for_humans()}") from error
 
     def wait_for_unix_socket(self, path: str, timeout_s: float = WAIT_TIMEOUT_S) -> None:
         self.wait_until(f"test -S {shlex.quote(path)}", timeout_s, f"no socket {path}")
@@ -319,12 +336,11 @@ class DebianContainer(DockerContainer):
         return self.check(self.init.cyrus_log_command())
 
     def wait_until_logged(self, text: str, times: int, timeout_s: float = WAIT_TIMEOUT_S) -> None:
-        """Wait until Cyrus's log holds `text` at least `times` times."""
-        deadline = time.monotonic() + timeout_s
-        while self.cyrus_log().count(text) < times:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{text!r} not logged {times} times\n{self.logs_for_humans()}")
-            time.sleep(0.2)
+        """Wait until Cyrus's log holds `text` on at least `times` lines."""
+        count = f"{self.init.cyrus_log_command()} | grep -cF -- {shlex.quote(text)}"
+        self.wait_until(
+            f'test "$({count})" -ge {times}', timeout_s, f"{text!r} not logged {times} times"
+        )
 
     def logs_for_humans(self, lines: int = 80) -> str:
         """What a person looks at first: service status, init log, Cyrus's own lines."""
