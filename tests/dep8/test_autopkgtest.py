@@ -16,6 +16,7 @@ build/reports/autopkgtest/, Cassandane's table also in build/reports/cassandane.
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +107,14 @@ def image_for_testbed(client, target: Target) -> str:
 
 
 def run_autopkgtest(
-    client, runner: str, testbed: str, target: Target, test: str, packages_dir: Path, env: list[str]
+    client,
+    runner: str,
+    testbed: str,
+    target: Target,
+    test: str,
+    packages_dir: Path,
+    env: list[str],
+    echo: Callable[[str], None],
 ) -> AutopkgtestRun:
     output_dir = REPORTS_DIR / "autopkgtest" / f"{test}-{target}"
     shutil.rmtree(output_dir, ignore_errors=True)
@@ -133,6 +141,7 @@ def run_autopkgtest(
             *labels,
         ],
         timeout_s=RUN_TIMEOUT_S,
+        echo=echo,
         environment={"DOCKER_HOST": f"unix://{DOCKER_SOCKET}"},
         volumes={
             DOCKER_SOCKET: {"bind": DOCKER_SOCKET, "mode": "rw"},
@@ -162,11 +171,19 @@ def report_cassandane(run: AutopkgtestRun, request: pytest.FixtureRequest) -> li
 
 
 @pytest.fixture
-def autopkgtest(docker_engine, autopkgtest_image, packages_dir, target):
+def autopkgtest(docker_engine, autopkgtest_image, packages_dir, target, request):
+    """Runs one DEP-8 test; autopkgtest's output goes to the terminal as it comes (a
+    Cassandane run takes minutes), each line headed by the test and its target."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+
     def run(test: str, env: list[str]) -> AutopkgtestRun:
         testbed = image_for_testbed(docker_engine, target)
+
+        def echo(line: str) -> None:
+            reporter.write_line(f"{test} [{target}] {line}")
+
         return run_autopkgtest(
-            docker_engine, autopkgtest_image, testbed, target, test, packages_dir, env
+            docker_engine, autopkgtest_image, testbed, target, test, packages_dir, env, echo
         )
 
     return run

@@ -3,13 +3,16 @@
 import os
 import shutil
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import docker
 from docker.errors import DockerException
+from docker.models.containers import Container
 
 from .errors import UserError
 from .progress import say
@@ -97,12 +100,32 @@ class Finished:
 
 
 def run_to_completion(
-    client: docker.DockerClient, image: str, command: list[str], *, timeout_s: int, **options: Any
+    client: docker.DockerClient,
+    image: str,
+    command: list[str],
+    *,
+    timeout_s: int,
+    echo: Callable[[str], None] | None = None,
+    **options: Any,
 ) -> Finished:
-    """Run a container of ours until its command ends, then remove it; what it printed."""
+    """Run a container of ours until its command ends, then remove it; what it printed.
+    `echo` gets each line of that output as it comes, for a person watching a long run."""
     container = client.containers.run(image, command, detach=True, labels=owner_labels(), **options)
     try:
+        if echo is not None:
+            threading.Thread(target=_echo_lines, args=(container, echo), daemon=True).start()
         exit_code = container.wait(timeout=timeout_s)["StatusCode"]
         return Finished(exit_code, container.logs().decode(errors="replace"))
     finally:
         container.remove(force=True)
+
+
+def _echo_lines(container: Container, echo: Callable[[str], None]) -> None:
+    pending = b""
+    for chunk in container.logs(stream=True, follow=True):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            echo(line.decode(errors="replace"))
+    if pending:
+        echo(pending.decode(errors="replace"))
