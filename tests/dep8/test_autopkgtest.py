@@ -175,12 +175,15 @@ def autopkgtest(docker_engine, autopkgtest_image, packages_dir, target, request)
     """Runs one DEP-8 test; autopkgtest's output goes to the terminal as it comes (a
     Cassandane run takes minutes), each line headed by the test and its target."""
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
 
     def run(test: str, env: list[str]) -> AutopkgtestRun:
         testbed = image_for_testbed(docker_engine, target)
 
         def echo(line: str) -> None:
-            reporter.write_line(f"{test} [{target}] {line}")
+            # Past pytest's capture, which would keep a passing test's lines from view.
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(f"{test} [{target}] {line}")
 
         return run_autopkgtest(
             docker_engine, autopkgtest_image, testbed, target, test, packages_dir, env, echo

@@ -112,9 +112,13 @@ def run_to_completion(
     `echo` gets each line of that output as it comes, for a person watching a long run."""
     container = client.containers.run(image, command, detach=True, labels=owner_labels(), **options)
     try:
+        echoing = None
         if echo is not None:
-            threading.Thread(target=_echo_lines, args=(container, echo), daemon=True).start()
+            echoing = threading.Thread(target=_echo_lines, args=(container, echo), daemon=True)
+            echoing.start()
         exit_code = container.wait(timeout=timeout_s)["StatusCode"]
+        if echoing is not None:
+            echoing.join(timeout=30)  # the last lines, still on their way
         return Finished(exit_code, container.logs().decode(errors="replace"))
     finally:
         container.remove(force=True)
