@@ -68,7 +68,7 @@ def test_readme_test_selection_reaches_pytest_and_selects_tests(words):
     command = tox_command(args)
     posargs = command[command.index("--") + 1 :] if "--" in command else []
     assert "--" not in posargs, command
-    for env in args.envs.split(","):
+    for env in command[command.index("-e") + 1].split(","):
         if env == "lint":
             assert "POSARGS" not in tox_commands_shown(env), "lint takes no pytest arguments"
             continue

@@ -268,3 +268,11 @@ def test_no_test_module_imports_another_and_support_code_lives_in_cyrus_testbed(
         and (node.level > 0 or (node.module or "").split(".")[0] == "tests")
     ]
     assert not found, "\n".join(found)
+
+
+def test_the_quick_profile_leaves_out_the_environments_with_nothing_quick_in_them():
+    command = tox_command(parser().parse_args(["test", "--quick"]))
+    envs = command[command.index("-e") + 1].split(",")
+    assert "reproducible" not in envs and {"lint", "unit", "integration"} <= set(envs)
+    with pytest.raises(UserError, match="--quick selects no test in reproducible"):
+        tox_command(parser().parse_args(["test", "--quick", "--envs", "reproducible"]))

@@ -17,7 +17,9 @@ from .progress import phase, say
 from .reproducible import reprotest
 from .upstream import fetch_orig
 
-TOX_ENVS = "lint,unit,integration,upgrade,faults,dep8,piuparts"
+TOX_ENVS = "lint,unit,integration,upgrade,faults,dep8,piuparts,reproducible"
+# Environments whose one test is a long run, with nothing quick to pick out of it.
+NOT_QUICK = ("reproducible",)
 # The environments' machines mostly wait (on apt, on a boot, on a socket): three at once
 # keep this 2-core machine busy without starving a test of its time limit.
 PARALLEL_ENVS = 3
@@ -54,11 +56,16 @@ def _check_reproducible(args: argparse.Namespace) -> int:
 def tox_command(args: argparse.Namespace) -> list[str]:
     """The tox run that `cyrus-deb test` makes; what follows `--` goes to pytest. Several
     environments run in tox's parallel mode, each one's output shown whole as it ends."""
-    if args.jobs > 1 and "," in args.envs:
+    envs = args.envs
+    if args.quick:
+        envs = ",".join(env for env in envs.split(",") if env not in NOT_QUICK)
+        if not envs:
+            raise UserError(f"--quick selects no test in {args.envs}: run it without --quick")
+    if args.jobs > 1 and "," in envs:
         command = ["tox", "run-parallel", f"--parallel={args.jobs}", "--parallel-no-spinner"]
     else:
         command = ["tox", "run"]
-    command += ["-e", args.envs]
+    command += ["-e", envs]
     # argparse's REMAINDER keeps the `--` that separates our options from pytest's.
     pytest_args = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
     if args.quick:
