@@ -114,7 +114,6 @@ class DebianContainer(DockerContainer):
             labels=owner_labels(),
             **self.init.run_options(),
         )
-        self.waiting_for(self._boot_strategy())
 
     @functools.cached_property
     def host(self) -> testinfra.host.Host:
@@ -138,19 +137,13 @@ class DebianContainer(DockerContainer):
 
     def start(self) -> "DebianContainer":
         """Create and boot the machine; it is removed again if it does not boot."""
+        super().start()
         try:
-            super().start()
-        except TimeoutError as error:
-            report = self.logs_for_humans()
-            self.stop()
-            raise TimeoutError(f"{self.init} did not boot\n{report}") from error
+            self.wait_booted()
         except Exception:
             self.stop()
             raise
         return self
-
-    def _boot_strategy(self) -> ExecWaitStrategy:
-        return _probe_strategy(self.init.boot_probe(), BOOT_TIMEOUT_S)
 
     def reboot(self) -> None:
         """Stop and start the container: init runs again on an empty /run."""
