@@ -25,7 +25,7 @@ from cyrus_deb.bench import (
 from cyrus_deb.cli import TOX_ENVS, parser, tox_command
 from cyrus_deb.errors import UserError
 from cyrus_deb.mirror import host_mirror
-from cyrus_deb.paths import REPO_ROOT, made_by_one_run
+from cyrus_deb.paths import REPO_ROOT, made_once
 from cyrus_deb.sbuild import BuildUser, build_user
 from cyrus_deb.upstream import orig_name, pinned_sha256, sha256_of, upstream_version
 from cyrus_testbed.init_systems import INIT_SYSTEMS_BY_NAME, Systemd, SysVinit
@@ -222,14 +222,21 @@ def test_the_gitlab_pipeline_runs_every_test_environment_and_each_machine_suite_
             assert job["needs"] == ["build"], job
 
 
-def test_a_second_run_waits_while_another_makes_the_same_artefact(tmp_path, monkeypatch):
+def test_a_second_run_waits_while_another_makes_the_same_artefact_then_finds_it_made(
+    tmp_path, monkeypatch
+):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    artefact = tmp_path / "artefact"
     other_run = (
-        "from cyrus_deb.paths import made_by_one_run\n"
-        "with made_by_one_run('cyrus-deb/server-systemd-trixie:abc'):\n"
-        "    print('made')\n"
+        "import pathlib, sys\n"
+        "from cyrus_deb.paths import made_once\n"
+        f"made_once('cyrus-deb/server-systemd-trixie:abc', pathlib.Path({str(artefact)!r}).exists,"
+        " lambda: print('made twice'))\n"
     )
-    with made_by_one_run("cyrus-deb/server-systemd-trixie:abc"):
+    second = None
+
+    def make() -> None:
+        nonlocal second
         second = subprocess.Popen(
             [sys.executable, "-c", other_run], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, env=os.environ,
@@ -238,8 +245,12 @@ def test_a_second_run_waits_while_another_makes_the_same_artefact(tmp_path, monk
         waiting = second.stderr.readline()
         assert "waiting for another run making cyrus-deb/server-systemd-trixie:abc" in waiting
         assert second.poll() is None, "the second run went on while the first held the lock"
+        artefact.write_text("made")
+
+    made_once("cyrus-deb/server-systemd-trixie:abc", artefact.exists, make)
+    assert second is not None
     out, _ = second.communicate(timeout=30)
-    assert (second.returncode, out) == (0, "made\n")
+    assert (second.returncode, out) == (0, "")
 
 
 @pytest.mark.parametrize(

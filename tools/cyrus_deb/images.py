@@ -20,7 +20,7 @@ from docker.errors import BuildError, ImageNotFound
 
 from .errors import UserError
 from .mirror import host_mirror
-from .paths import cache_dir, made_by_one_run
+from .paths import cache_dir, made_once
 from .progress import phase
 
 DISTRIBUTIONS = ("bookworm", "trixie")
@@ -88,9 +88,8 @@ def mmdebstrap_tarball(directory: Path, distribution: str, variant: str, *option
     if mmdebstrap is None:
         raise UserError("mmdebstrap is not installed: apt-get install mmdebstrap")
     directory.mkdir(parents=True, exist_ok=True)
-    with made_by_one_run(tarball.name):
-        if tarball.exists():
-            return tarball
+
+    def make() -> None:
         partial = directory / f"{stem}.partial"
         with phase(f"making a {distribution} {variant} system with mmdebstrap"):
             result = subprocess.run(
@@ -104,6 +103,8 @@ def mmdebstrap_tarball(directory: Path, distribution: str, variant: str, *option
             for stale in directory.glob(f"{stem}-*.tar"):
                 stale.unlink()
             partial.rename(tarball)
+
+    made_once(tarball.name, tarball.exists, make)
     return tarball
 
 
@@ -117,11 +118,11 @@ def base_image(client: docker.DockerClient, distribution: str) -> str:
     tarball = minbase_tarball(distribution)
     repository, version = f"cyrus-deb/base-{distribution}", tarball.stem.rsplit("-", 1)[1]
     tag = f"{repository}:{version}"
-    if image_exists(client, tag):
-        return tag
-    with made_by_one_run(tag):
-        if not image_exists(client, tag):
-            client.api.import_image_from_file(str(tarball), repository=repository, tag=version)
+    made_once(
+        tag,
+        lambda: image_exists(client, tag),
+        lambda: client.api.import_image_from_file(str(tarball), repository=repository, tag=version),
+    )
     return tag
 
 
@@ -158,11 +159,8 @@ def _context(recipe: Recipe) -> io.BytesIO:
 
 def ensure_image(client: docker.DockerClient, recipe: Recipe) -> str:
     """Build the recipe unless an image with its tag exists; return the tag."""
-    if image_exists(client, recipe.tag):
-        return recipe.tag
-    with made_by_one_run(recipe.tag):
-        if image_exists(client, recipe.tag):
-            return recipe.tag
+
+    def build() -> None:
         with phase(f"building image {recipe.tag}"):
             try:
                 client.images.build(
@@ -175,6 +173,8 @@ def ensure_image(client: docker.DockerClient, recipe: Recipe) -> str:
             except BuildError as error:
                 log = "".join(chunk.get("stream", "") for chunk in error.build_log)
                 raise UserError(f"building {recipe.tag} failed:\n{log[-6000:]}") from error
+
+    made_once(recipe.tag, lambda: image_exists(client, recipe.tag), build)
     return recipe.tag
 
 

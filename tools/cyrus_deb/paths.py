@@ -3,7 +3,7 @@
 import fcntl
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,3 +41,14 @@ def made_by_one_run(name: str) -> Iterator[None]:
             say(f"waiting for another run making {name}")
             fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+def made_once(name: str, exists: Callable[[], bool], make: Callable[[], None]) -> None:
+    """Make the machine-wide artefact `name` unless it `exists`. Test environments run in
+    parallel, and runs of other checkouts: one makes it under made_by_one_run while the
+    others wait, then find it made (they look again once they hold the lock)."""
+    if exists():
+        return
+    with made_by_one_run(name):
+        if not exists():
+            make()

@@ -12,7 +12,7 @@ from pathlib import Path
 import docker
 
 from cyrus_deb.images import content_digest, image_exists
-from cyrus_deb.paths import made_by_one_run
+from cyrus_deb.paths import made_once
 from cyrus_deb.progress import phase
 
 from .clients import CyrusUsers, provision_users, provisioned_users
@@ -58,11 +58,11 @@ def server_image(client: docker.DockerClient, distribution: str, init: str, repo
     )
     repository = f"cyrus-deb/server-{init}-{distribution}"
     tag = f"{repository}:{key}"
-    if image_exists(client, tag):
-        return tag
-    with made_by_one_run(tag):
-        if not image_exists(client, tag):
-            _make(client, parent, init, repo, repository, key)
+    made_once(
+        tag,
+        lambda: image_exists(client, tag),
+        lambda: _make(client, parent, init, repo, repository, key),
+    )
     # Images of earlier builds go, but not one made lately: another run on this machine,
     # from another checkout, may be booting it.
     for image in client.images.list(name=repository):
