@@ -46,7 +46,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _apt(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _apt(state: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """apt-get with its own sources and state, leaving the host's apt untouched."""
     options = [
         f"-oDir::Etc::SourceList={state / 'sources.list'}",
@@ -56,7 +56,9 @@ def _apt(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "-oAPT::Sandbox::User=root",
         "-qq",
     ]
-    return subprocess.run(["apt-get", *options, *args], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        ["apt-get", *options, *args], capture_output=True, text=True, check=False, cwd=cwd
+    )
 
 
 def _uri_from_apt(state: Path, name: str) -> str | None:
@@ -85,7 +87,8 @@ def fetch_orig(destination_dir: Path) -> Path:
     return target
 
 
-def _download(name: str, expected: str, cached: Path) -> None:
+def _source_indexes() -> Path:
+    """apt's state for the source indexes of SOURCE_SUITES on the host's mirror, updated."""
     mirror = host_mirror()
     state = cache_dir() / "apt-sources"
     (state / "lists" / "partial").mkdir(parents=True, exist_ok=True)
@@ -93,10 +96,30 @@ def _download(name: str, expected: str, cached: Path) -> None:
     (state / "sources.list").write_text(
         "".join(f"deb-src [signed-by={KEYRING}] {mirror} {suite} main\n" for suite in SOURCE_SUITES)
     )
-    say(f"looking up {name} in the source indexes of {mirror}")
+    say(f"reading the source indexes of {mirror}")
     update = _apt(state, "update")
     if update.returncode != 0:
         raise UserError(f"apt-get update of the source indexes failed:\n{update.stderr}")
+    return state
+
+
+def debian_source_package(suite: str, destination_dir: Path) -> Path:
+    """Debian's own cyrus-imapd source package of `suite`, downloaded and checked by apt
+    against the archive's signed index; its .dsc."""
+    state = _source_indexes()
+    destination_dir.mkdir(parents=True, exist_ok=True)
+    download = _apt(
+        state, "source", "--download-only", f"{SOURCE_PACKAGE}/{suite}", cwd=destination_dir
+    )
+    found = sorted(destination_dir.glob(f"{SOURCE_PACKAGE}_*.dsc"))
+    if download.returncode != 0 or not found:
+        raise UserError(f"apt-get source {SOURCE_PACKAGE}/{suite} failed:\n{download.stderr}")
+    return found[-1]
+
+
+def _download(name: str, expected: str, cached: Path) -> None:
+    mirror = host_mirror()
+    state = _source_indexes()
     uri = _uri_from_apt(state, name)
     if uri is None:
         raise UserError(
