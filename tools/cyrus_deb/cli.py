@@ -1,5 +1,5 @@
 """The single command line: cyrus-deb fetch-orig | images | build | check-reproducible | test
-| bench."""
+| bench | bench-build."""
 
 import argparse
 import json
@@ -17,9 +17,10 @@ from .progress import phase, say
 from .reproducible import reprotest
 from .upstream import fetch_orig
 
-TOX_ENVS = "lint,unit,integration,upgrade,faults,dep8,piuparts,reproducible"
-# Environments whose one test is a long run, with nothing quick to pick out of it.
-NOT_QUICK = ("reproducible",)
+TOX_ENVS = "lint,unit,integration,upgrade,faults,cluster,dep8,piuparts,reproducible"
+# Environments with nothing quick to pick out: reprotest's one long build, and the
+# cluster's machines, which need a populated primary before their first test.
+NOT_QUICK = ("reproducible", "cluster")
 # The environments' machines mostly wait (on apt, on a boot, on a socket): three at once
 # keep this 2-core machine busy without starving a test of its time limit.
 PARALLEL_ENVS = 3
@@ -108,6 +109,17 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_build(args: argparse.Namespace) -> int:
+    from .build_bench import render, run_build_bench
+
+    results = run_build_bench(args.rounds, args.output / "build-logs")
+    print(render(results))
+    path = args.output / f"build-{results.started.replace(':', '')}.json"
+    path.write_text(json.dumps(results.as_json(), indent=2) + "\n")
+    say(f"figures written to {path}, sbuild's logs in {args.output / 'build-logs'}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="cyrus-deb", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
@@ -176,6 +188,14 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--packages", type=Path, default=PACKAGES_DIR)
     bench.add_argument("--output", type=Path, default=PACKAGES_DIR.parent / "bench")
     bench.set_defaults(run=_bench)
+
+    bench_build = commands.add_parser(
+        "bench-build",
+        help="time our sbuild build against Debian's own cyrus-imapd, built the same way here",
+    )
+    bench_build.add_argument("--rounds", type=int, default=1, help="builds of each (default 1)")
+    bench_build.add_argument("--output", type=Path, default=PACKAGES_DIR.parent / "bench")
+    bench_build.set_defaults(run=_bench_build)
     return top
 
 
