@@ -206,7 +206,7 @@ def scraped_from_another_machine(server: CyrusServer) -> None:
     account's realm is the servername the test machines use (README.Debian,
     Authentication)."""
     machine = server.machine
-    machine.write_file(LOCAL_FRAGMENT, block_after("/etc/cyrus.conf.d/99-local.conf:"))
+    machine.write_file(LOCAL_FRAGMENT, block_after("metrics over TLS and ask for a login. Put in"))
     need_auth = block_after('instead of "metrics_prometheus_need_auth: none":').strip()
     machine.check(f"sed -i 's/^metrics_prometheus_need_auth: none$/{need_auth}/' {IMAPD_CONF}")
     account = commands_after("and an account for Prometheus alone (it needs no mailbox):")

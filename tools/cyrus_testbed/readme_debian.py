@@ -12,6 +12,9 @@ def block_after(line: str) -> str:
     """The indented block that follows `line`, as the file it shows."""
     text = README_DEBIAN.read_text()
     assert line in text, f"README.Debian no longer says {line!r}"
+    # Another section may come to say the same words: which block was meant must not
+    # depend on which section comes first.
+    assert text.count(line) == 1, f"README.Debian says {line!r} more than once: name a longer line"
     return textwrap.dedent(text.split(line, 1)[1].split("\n\n", 2)[1]) + "\n"
 
 
