@@ -3,14 +3,12 @@ packages by replication") tells it: Debian 13's own cyrus-imapd 3.10 replicates 
 server with our 3.12, which takes over; the store users see is the same after the switch."""
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
 from cyrus_testbed.boot import boot
 from cyrus_testbed.clients import (
     SERVERNAME,
-    CyrusUsers,
     imap_login,
     lmtp_deliver,
     lmtp_deliver_each,
@@ -18,11 +16,12 @@ from cyrus_testbed.clients import (
     provision_users,
 )
 from cyrus_testbed.fingerprint import fingerprint
-from cyrus_testbed.machine import DebianContainer, private_network
+from cyrus_testbed.machine import private_network
 from cyrus_testbed.readme_debian import block_after, commands_after
 from cyrus_testbed.replication import (
     REPLICA,
     SASLDB,
+    ReplicatedPair,
     converged,
     copy_keeping_owner_and_mode,
     imapd_conf_lines,
@@ -42,20 +41,8 @@ DEBIAN_PACKAGES = ["cyrus-imapd", "cyrus-admin", "cyrus-replication", "sasl2-bin
 DEBIAN_CYRUS_CONF = "/etc/cyrus.conf"
 
 
-@dataclass(frozen=True)
-class Move:
-    old: DebianContainer
-    new: DebianContainer
-    users: CyrusUsers
-
-    @property
-    def machine(self) -> DebianContainer:
-        """The old server: what a failure report shows first."""
-        return self.old
-
-
 @pytest.fixture
-def move(docker_engine, images, target, packages_dir, tmp_path) -> Iterator[Move]:
+def move(docker_engine, images, target, packages_dir, tmp_path) -> Iterator[ReplicatedPair]:
     """Debian 13's server with the upgrade tests' store, and a new one with our packages,
     both as README.Debian leaves them before the switch."""
     old = boot(images, target, packages_dir, hostname=SERVER_HOSTNAME)
@@ -84,7 +71,7 @@ def move(docker_engine, images, target, packages_dir, tmp_path) -> Iterator[Move
             old.check(f"{restart} 2>&1")
             wait_until_serving(old)
             old.check(f"{initial_copy} 2>&1")
-            yield Move(old, new, users)
+            yield ReplicatedPair(old, new, users)
     finally:
         for machine in (new, old):
             if machine is not None:
@@ -93,24 +80,24 @@ def move(docker_engine, images, target, packages_dir, tmp_path) -> Iterator[Move
 
 def test_debian_13_replicates_to_our_server_which_takes_over_with_the_same_store(move, figures):
     passwords = move.users.passwords
-    _, differences, waited = converged(move.old, move.new, passwords)
+    _, differences, waited = converged(move.primary, move.replica, passwords)
     assert differences == [], "\n".join(differences[:40])
     # Mail and changes after the initial copy: the rolling client's part.
     for replies in lmtp_deliver_each(
-        move.old, list(passwords), [make_message(f"during the move {n}") for n in range(10)]
+        move.primary, list(passwords), [make_message(f"during the move {n}") for n in range(10)]
     ):
         assert replies.delivered_to_all(), replies
-    imap = imap_login(move.old, "bob", passwords["bob"])
+    imap = imap_login(move.primary, "bob", passwords["bob"])
     imap.select("INBOX")
     assert imap.store("1:4", "+FLAGS", "(\\Flagged)")[0] == "OK"
     imap.logout()
-    before = fingerprint(move.old, passwords)
+    before = fingerprint(move.primary, passwords)
 
     for command in commands_after("To switch, stop the old server and send"):
-        move.old.check(f"{command} 2>&1")
-    take_over(move.new)
+        move.primary.check(f"{command} 2>&1")
+    take_over(move.replica)
 
-    after = fingerprint(move.new, passwords)
+    after = fingerprint(move.replica, passwords)
     differences = before.differences(after)
     figures(
         messages=before.message_count,
@@ -118,6 +105,8 @@ def test_debian_13_replicates_to_our_server_which_takes_over_with_the_same_store
         caught_up_after_initial_copy_s=round(waited, 1),
         differences=len(differences),
     )
-    assert move.new.host.package("cyrus-common").version == OUR_VERSION
+    assert move.replica.host.package("cyrus-common").version == OUR_VERSION
     assert differences == [], "\n".join(differences[:40])
-    assert lmtp_deliver(move.new, ["alice"], make_message("after the move")).delivered_to("alice")
+    assert lmtp_deliver(move.replica, ["alice"], make_message("after the move")).delivered_to(
+        "alice"
+    )

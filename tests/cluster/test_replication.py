@@ -21,7 +21,6 @@ import pytest
 from cyrus_testbed.boot import boot, booted_server
 from cyrus_testbed.clients import (
     SERVERNAME,
-    CyrusUsers,
     examine,
     hierarchy_separator,
     imap_login,
@@ -37,6 +36,7 @@ from cyrus_testbed.readme_debian import block_after, commands_after
 from cyrus_testbed.replication import (
     REPLICA,
     SASLDB,
+    ReplicatedPair,
     converged,
     copy_keeping_owner_and_mode,
     primary_settings,
@@ -56,16 +56,10 @@ RIGHTNOW = 'sync_rightnow_channel: ""'
 
 
 @dataclass(frozen=True)
-class ReplicatedPair:
-    primary: DebianContainer
-    replica: DebianContainer
-    users: CyrusUsers
-    initial_copy_s: float
+class CopiedPair(ReplicatedPair):
+    """The pair once the primary's initial copy has run, and how long that took."""
 
-    @property
-    def machine(self) -> DebianContainer:
-        """The primary: what a failure report shows first."""
-        return self.primary
+    initial_copy_s: float
 
 
 def set_up_as_readme_debian_says(
@@ -92,7 +86,7 @@ def set_up_as_readme_debian_says(
 @pytest.fixture(scope="module")
 def pair(
     docker_engine, images, server_images, target, packages_dir, tmp_path_factory
-) -> Iterator[ReplicatedPair]:
+) -> Iterator[CopiedPair]:
     """The primary holds the upgrade tests' store before replication is set up: the
     initial copy must carry it over whole."""
     with booted_server(images, server_images, target, packages_dir) as server:
@@ -113,7 +107,7 @@ def pair(
                 seconds = set_up_as_readme_debian_says(
                     primary, replica, tmp_path_factory.mktemp("copies")
                 )
-                yield ReplicatedPair(primary, replica, users, seconds)
+                yield CopiedPair(primary, replica, users, seconds)
         finally:
             replica.stop()
 

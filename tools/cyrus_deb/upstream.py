@@ -87,9 +87,8 @@ def fetch_orig(destination_dir: Path) -> Path:
     return target
 
 
-def _source_indexes() -> Path:
-    """apt's state for the source indexes of SOURCE_SUITES on the host's mirror, updated."""
-    mirror = host_mirror()
+def _source_indexes(mirror: str) -> Path:
+    """apt's state for the source indexes of SOURCE_SUITES on `mirror`, updated."""
     state = cache_dir() / "apt-sources"
     (state / "lists" / "partial").mkdir(parents=True, exist_ok=True)
     (state / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
@@ -106,7 +105,7 @@ def _source_indexes() -> Path:
 def debian_source_package(suite: str, destination_dir: Path) -> Path:
     """Debian's own cyrus-imapd source package of `suite`, downloaded and checked by apt
     against the archive's signed index; its .dsc."""
-    state = _source_indexes()
+    state = _source_indexes(host_mirror())
     destination_dir.mkdir(parents=True, exist_ok=True)
     download = _apt(
         state, "source", "--download-only", f"{SOURCE_PACKAGE}/{suite}", cwd=destination_dir
@@ -119,7 +118,7 @@ def debian_source_package(suite: str, destination_dir: Path) -> Path:
 
 def _download(name: str, expected: str, cached: Path) -> None:
     mirror = host_mirror()
-    state = _source_indexes()
+    state = _source_indexes(mirror)
     uri = _uri_from_apt(state, name)
     if uri is None:
         raise UserError(

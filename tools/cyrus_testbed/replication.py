@@ -3,8 +3,10 @@ up, step by step, on machines of a test's private network; and the wait until a 
 holds what its primary holds."""
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from .clients import CyrusUsers
 from .fingerprint import Fingerprint, fingerprint
 from .machine import DebianContainer
 from .readme_debian import block_after, commands_after
@@ -19,6 +21,20 @@ README_REPLICA_HOST = "replica.example.org"
 README_PASSWORD = "PASSWORD"
 # A bound, not a target: the rolling client sends within a second or so.
 CONVERGE_TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class ReplicatedPair:
+    """A primary, its replica, and the users both serve."""
+
+    primary: DebianContainer
+    replica: DebianContainer
+    users: CyrusUsers
+
+    @property
+    def machine(self) -> DebianContainer:
+        """The primary: what a failure report shows first."""
+        return self.primary
 
 
 def imapd_conf_lines(block: str) -> dict[str, str]:
