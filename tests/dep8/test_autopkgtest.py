@@ -153,8 +153,9 @@ def run_autopkgtest(
     return AutopkgtestRun(finished.exit_code, output_dir)
 
 
-def report_cassandane(run: AutopkgtestRun, request: pytest.FixtureRequest) -> list[str]:
-    """Cassandane's table, printed at the end of the run and kept in build/reports/."""
+def report_cassandane(run: AutopkgtestRun, request: pytest.FixtureRequest) -> dict[str, str]:
+    """Cassandane's table, printed at the end of the run and kept in build/reports/; each
+    test's status (passed, failed, known-failure, skipped)."""
     artifacts = run.output_dir / "artifacts"
     table = (artifacts / "table.txt").read_text()
     results = [line.split("\t") for line in (artifacts / "results.tsv").read_text().splitlines()]
@@ -167,7 +168,16 @@ def report_cassandane(run: AutopkgtestRun, request: pytest.FixtureRequest) -> li
     reporter.section("Cassandane against the installed packages")
     reporter.write_line(table.rstrip())
     reporter.write_line(f"written to {REPORTS_DIR / 'cassandane.txt'} and cassandane.json")
-    return [test for _, test in results]
+    return {test: status for status, test in results}
+
+
+def cassandane_failures(run: AutopkgtestRun, statuses: dict[str, str]) -> str:
+    """The tests that failed unexpectedly and Cassandane's own reports of them, first: the
+    log's tail alone is mostly the testbed's set-up."""
+    failed = sorted(test for test, status in statuses.items() if status == "failed")
+    reports = run.output_dir / "artifacts" / "failure-reports.txt"
+    text = reports.read_text(errors="replace") if reports.exists() else "(no failure reports)"
+    return f"failed: {' '.join(failed) or 'none'}\n{text[:12000]}\n...\n{run.log_tail()[-2000:]}"
 
 
 @pytest.fixture
@@ -207,9 +217,10 @@ def test_autopkgtest_passes_the_dep8_test_on_a_minimal_testbed(test: str, autopk
 def test_autopkgtest_passes_cassandane_on_a_minimal_testbed(autopkgtest, request):
     suites = request.config.getoption("--cassandane-suites")
     run = autopkgtest("cassandane", [f"CASSANDANE_SUITES={' '.join(suites)}"] if suites else [])
-    if (run.output_dir / "artifacts" / "table.txt").exists():
-        ran = report_cassandane(run, request)
-        if not suites:
-            assert {name.split(".")[0] for name in ran} >= REQUIRED_SUITES
-    assert run.verdicts() == {"cassandane": "PASS"}, run.log_tail()
-    assert run.exit_code == 0, run.log_tail()
+    if not (run.output_dir / "artifacts" / "table.txt").exists():
+        pytest.fail(f"Cassandane made no table:\n{run.log_tail()}")
+    statuses = report_cassandane(run, request)
+    if not suites:
+        assert {name.split(".")[0] for name in statuses} >= REQUIRED_SUITES
+    assert run.verdicts() == {"cassandane": "PASS"}, cassandane_failures(run, statuses)
+    assert run.exit_code == 0, cassandane_failures(run, statuses)
