@@ -167,6 +167,7 @@ RELATIONS = [
     ("cyrus-pop3d", "Provides", "pop3-server"),
     ("cyrus-murder", "Depends", "cyrus-imapd"),
     ("cyrus-murder", "Recommends", "cyrus-pop3d"),
+    ("cyrus-murder", "Depends", "netbase"),
     ("cyrus-dev", "Depends", "libsasl2-dev"),
     ("cyrus-dev", "Depends", "libssl-dev"),
     ("cyrus-common", "Depends", "procps"),

@@ -8,7 +8,7 @@ interrupted.
 
 import json
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 
 import docker
@@ -68,13 +68,23 @@ def pytest_runtest_makereport(
     report = yield
     if report.failed:
         for value in getattr(item, "funcargs", {}).values():
-            machine = getattr(value, "machine", value)
-            if isinstance(machine, DebianContainer):
+            for name, machine in machines_of(value).items():
+                title = f"container logs: {name}" if name else "container logs"
                 try:
-                    report.sections.append(("container logs", machine.logs_for_humans()))
+                    report.sections.append((title, machine.logs_for_humans()))
                 except Exception as error:  # the container may be gone already
-                    report.sections.append(("container logs", f"unavailable: {error}"))
+                    report.sections.append((title, f"unavailable: {error}"))
     return report
+
+
+def machines_of(value: object) -> dict[str, DebianContainer]:
+    """The machines a fixture's value holds: itself, its `machine`, or its `machines` (a
+    mapping by role, for tests of several machines)."""
+    named = getattr(value, "machines", None)
+    if isinstance(named, Mapping):
+        return {name: m for name, m in named.items() if isinstance(m, DebianContainer)}
+    machine = getattr(value, "machine", value)
+    return {"": machine} if isinstance(machine, DebianContainer) else {}
 
 
 @pytest.fixture

@@ -32,9 +32,9 @@ class ReplicatedPair:
     users: CyrusUsers
 
     @property
-    def machine(self) -> DebianContainer:
-        """The primary: what a failure report shows first."""
-        return self.primary
+    def machines(self) -> dict[str, DebianContainer]:
+        """Both, for a failure report."""
+        return {"primary": self.primary, "replica": self.replica}
 
 
 def imapd_conf_lines(block: str) -> dict[str, str]:
