@@ -6,6 +6,8 @@ import pytest
 
 from cyrus_deb.paths import DEBIAN_DIR
 from cyrus_testbed.conf_scripts import SHIPPED_FRAGMENTS, assemble, entries, install_programs
+from cyrus_testbed.murder import FRAGMENT_AFTER
+from cyrus_testbed.readme_debian import block_after
 
 METRICS_EXAMPLE = DEBIAN_DIR / "examples" / "30-metrics.conf"
 
@@ -94,3 +96,13 @@ def test_metrics_example_without_cyrus_caldav_leaves_the_endpoint_out(tmp_path, 
     result = assemble(with_metrics_example(tmp_path), programs)
     assert "metrics" not in entries(result.stdout)
     assert "leaving out SERVICES entry 'metrics'" in result.stderr
+
+
+@pytest.mark.parametrize("role", FRAGMENT_AFTER)
+def test_the_murder_fragment_shows_what_readme_debian_puts_in_99_local_conf(role):
+    """20-murder.conf's commented lines are the ones the Murder tests run, for each role."""
+    fragment = (SHIPPED_FRAGMENTS / "20-murder.conf").read_text()
+    shown = [" ".join(line.lstrip("#").split()) for line in fragment.splitlines()]
+    block = [" ".join(line.split()) for line in block_after(FRAGMENT_AFTER[role]).splitlines()]
+    at = [n for n in range(len(shown)) if shown[n : n + len(block)] == block]
+    assert at, f"20-murder.conf does not show README.Debian's {role} lines:\n" + "\n".join(block)

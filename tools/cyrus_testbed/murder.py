@@ -31,6 +31,12 @@ SERVICES = "/etc/services"
 ACCOUNT_PASSWORDS = {"mupdate": "mupdate-secret", "proxy": "proxy-secret", "xfer": "xfer-secret"}
 PLACEHOLDERS = {f"{name.upper()}-PASSWORD": pw for name, pw in ACCOUNT_PASSWORDS.items()}
 MURDER_PACKAGES = (*SERVER_PACKAGES, "cyrus-murder")
+# The lines of README.Debian that its 99-local.conf blocks follow, by role.
+FRAGMENT_AFTER = {
+    "master": "and run mupdate as the master, in its",
+    "back end": "LMTP from the front ends over the network (it asks them to log in), in",
+    "front end": "that keeps the front end's copy of the list, in its",
+}
 # A bound, not a target: the front end's mupdate slave hears of a new mailbox within a
 # second or so.
 KNOWN_TIMEOUT_S = 60
@@ -121,7 +127,7 @@ def set_up_as_readme_debian_says(machines: Mapping[str, DebianContainer]) -> Mur
 
     add_account(master, "mupdate", ACCOUNT_PASSWORDS["mupdate"])
     set_options(master, imapd_conf_lines(block_after("/etc/imapd.conf, the admins line becomes)")))
-    master.write_file(LOCAL_FRAGMENT, block_after("and run mupdate as the master, in its"))
+    master.write_file(LOCAL_FRAGMENT, block_after(FRAGMENT_AFTER["master"]))
     run_readme_commands(master, "then reload the master:")
     master.wait_for_tcp(MUPDATE_PORT)
 
@@ -132,7 +138,7 @@ def set_up_as_readme_debian_says(machines: Mapping[str, DebianContainer]) -> Mur
         configure(
             back_end,
             "line that is there), with the passwords of the mupdate and xfer accounts:",
-            "LMTP from the front ends over the network (it asks them to log in), in",
+            FRAGMENT_AFTER["back end"],
         )
         run_readme_commands(back_end, "then restart the back end:")
         wait_until_serving(back_end)
@@ -142,7 +148,7 @@ def set_up_as_readme_debian_says(machines: Mapping[str, DebianContainer]) -> Mur
     configure(
         front_end,
         "of the mupdate and proxy accounts and the names of the back ends:",
-        "that keeps the front end's copy of the list, in its",
+        FRAGMENT_AFTER["front end"],
     )
     run_readme_commands(front_end, "then restart the front end:")
     wait_until_serving(front_end)
