@@ -166,24 +166,35 @@ def create_mailbox_on(murder: Murder, back_end: str, mailbox: str) -> None:
     wait_until_front_end_knows(murder, mailbox, back_end)
 
 
+def list_entry(machine: DebianContainer, mailbox: str) -> dict[str, object]:
+    """The machine's entry for the mailbox in its mailbox list ({} for none), as
+    ctl_mboxlist dumps it (JSON, by internal name): server, partition, acl, ..."""
+    dumped = machine.check("runuser -u cyrus -- /usr/lib/cyrus/bin/ctl_mboxlist -d")
+    return json.loads(dumped).get(mailbox.replace("/", "."), {})
+
+
 def location(murder: Murder, mailbox: str) -> str:
     """The back end that the front end's copy of the list names for the mailbox ("" for
-    none), from the list as ctl_mboxlist dumps it (JSON, by internal name)."""
-    dumped = murder.front_end.check("runuser -u cyrus -- /usr/lib/cyrus/bin/ctl_mboxlist -d")
-    entry = json.loads(dumped).get(mailbox.replace("/", "."), {})
-    return entry.get("server") or ""
+    none)."""
+    return str(list_entry(murder.front_end, mailbox).get("server") or "")
+
+
+def wait_until_front_end_has(murder: Murder, mailbox: str, field: str, value: object) -> float:
+    """How long until the front end's copy of the list gives the mailbox's `field` (its
+    server, its acl) that value."""
+    started = time.monotonic()
+    while (found := list_entry(murder.front_end, mailbox).get(field)) != value:
+        assert time.monotonic() - started < KNOWN_TIMEOUT_S, (
+            f"the front end's list gives {mailbox} the {field} {found!r}, not {value!r},"
+            f" after {KNOWN_TIMEOUT_S} s"
+        )
+        time.sleep(0.2)
+    return time.monotonic() - started
 
 
 def wait_until_front_end_knows(murder: Murder, mailbox: str, back_end: str) -> float:
     """How long until the front end's list places the mailbox on `back_end`."""
-    started = time.monotonic()
-    while location(murder, mailbox) != back_end:
-        assert time.monotonic() - started < KNOWN_TIMEOUT_S, (
-            f"the front end does not place {mailbox} on {back_end} after {KNOWN_TIMEOUT_S} s:"
-            f" {location(murder, mailbox) or 'nowhere'}"
-        )
-        time.sleep(0.2)
-    return time.monotonic() - started
+    return wait_until_front_end_has(murder, mailbox, "server", back_end)
 
 
 def stored_on(back_end: DebianContainer, mailbox: str, text: str) -> bool:
