@@ -17,10 +17,8 @@ from .progress import phase, say
 from .sbuild import build_user, chroot_tarball, sbuild
 from .upstream import debian_source_package, fetch_orig
 
-# Debian's cyrus-imapd of the distribution we build for is the yardstick; its backport of
-# the upstream series we package is the other one a maintainer would ask about.
+# Debian's cyrus-imapd of the distribution we build for is the yardstick.
 REFERENCE_SUITE = BUILD_DISTRIBUTION
-REFERENCE_SUITES = (BUILD_DISTRIBUTION, f"{BUILD_DISTRIBUTION}-backports")
 SIDES = ("debian", "ours")
 
 
@@ -74,11 +72,8 @@ def _version(dsc: Path) -> str:
     return dsc.stem.split("_", 1)[1]
 
 
-def run_build_bench(
-    rounds: int, log_dir: Path, reference_suite: str = REFERENCE_SUITE
-) -> BuildBenchResults:
-    """Build Debian's source of `reference_suite` and ours `rounds` times each, alternating
-    which goes first. Both build in the chroot of the distribution we build for."""
+def run_build_bench(rounds: int, log_dir: Path) -> BuildBenchResults:
+    """Build Debian's source and ours `rounds` times each, alternating which goes first."""
     user = build_user()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -87,9 +82,9 @@ def run_build_bench(
         work = Path(scratch)
         (work / "ours").mkdir()
         user.give(work)  # dpkg-source and sbuild run as the build user, below this directory
-        with phase(f"fetching Debian's {reference_suite} source and making ours"):
+        with phase(f"fetching Debian's {REFERENCE_SUITE} source and making ours"):
             sources = {
-                "debian": debian_source_package(reference_suite, work / "debian"),
+                "debian": debian_source_package(REFERENCE_SUITE, work / "debian"),
                 "ours": source_package(user, fetch_orig(work / "orig"), work / "ours"),
             }
             user.give(work)

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from .build import build_packages
-from .build_bench import REFERENCE_SUITE, REFERENCE_SUITES
 from .engine import docker_client
 from .errors import UserError
 from .images import DISTRIBUTIONS, INIT_SYSTEMS, flavour_image
@@ -113,7 +112,7 @@ def _bench(args: argparse.Namespace) -> int:
 def _bench_build(args: argparse.Namespace) -> int:
     from .build_bench import render, run_build_bench
 
-    results = run_build_bench(args.rounds, args.output / "build-logs", args.against)
+    results = run_build_bench(args.rounds, args.output / "build-logs")
     print(render(results))
     path = args.output / f"build-{results.started.replace(':', '')}.json"
     path.write_text(json.dumps(results.as_json(), indent=2) + "\n")
@@ -195,12 +194,6 @@ def parser() -> argparse.ArgumentParser:
         help="time our sbuild build against Debian's own cyrus-imapd, built the same way here",
     )
     bench_build.add_argument("--rounds", type=int, default=1, help="builds of each (default 1)")
-    bench_build.add_argument(
-        "--against",
-        choices=REFERENCE_SUITES,
-        default=REFERENCE_SUITE,
-        help=f"the suite of Debian's cyrus-imapd to build (default {REFERENCE_SUITE})",
-    )
     bench_build.add_argument("--output", type=Path, default=PACKAGES_DIR.parent / "bench")
     bench_build.set_defaults(run=_bench_build)
     return top
