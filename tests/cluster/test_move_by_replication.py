@@ -17,20 +17,22 @@ from cyrus_testbed.clients import (
 )
 from cyrus_testbed.fingerprint import fingerprint
 from cyrus_testbed.machine import private_network
-from cyrus_testbed.readme_debian import block_after, commands_after
+from cyrus_testbed.readme_debian import block_after, commands_after, imapd_conf_lines
 from cyrus_testbed.replication import (
     REPLICA,
     SASLDB,
     ReplicatedPair,
     converged,
     copy_keeping_owner_and_mode,
-    imapd_conf_lines,
     primary_settings,
-    set_options,
     set_up_replica,
     take_over,
 )
-from cyrus_testbed.server_config import run_without_uninstalled_services, wait_until_serving
+from cyrus_testbed.server_config import (
+    run_without_uninstalled_services,
+    set_options,
+    wait_until_serving,
+)
 from cyrus_testbed.server_image import SERVER_HOSTNAME, SERVER_PACKAGES
 from cyrus_testbed.store import CLIENT_PACKAGES, OUR_VERSION, USERS, populate
 

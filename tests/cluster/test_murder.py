@@ -20,9 +20,10 @@ from cyrus_testbed.clients import (
     lmtp_deliver,
     lmtp_deliver_each,
     make_message,
+    subjects_in,
     tls_context,
 )
-from cyrus_testbed.fingerprint import fingerprint
+from cyrus_testbed.fingerprint import fingerprint, mailbox_names
 from cyrus_testbed.murder import (
     BACK_ENDS,
     FRONT_END,
@@ -55,28 +56,6 @@ def murder(docker_engine, images, target, packages_dir) -> Iterator[Murder]:
         yield murder
 
 
-def subjects_in(imap, mailbox: str = "INBOX") -> list[str]:
-    """The Subject of each message of the mailbox, in order."""
-    count = examine(imap, mailbox)
-    if not count:
-        return []
-    _, data = imap.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-    return [
-        part[1].decode().split(":", 1)[1].strip()
-        for part in data
-        if isinstance(part, tuple) and isinstance(part[1], bytes)
-    ]
-
-
-def listed_names(imap) -> list[str]:
-    """Every mailbox LIST shows the user, by the name the user gives it."""
-    return [
-        line.decode().rsplit(' "/" ', 1)[1].strip('"')
-        for line in imap.list()[1]
-        if isinstance(line, bytes)
-    ]
-
-
 @pytest.mark.parametrize("user", ["alice", "bob"])
 def test_a_user_of_either_back_end_gets_mail_through_the_front_end_over_lmtp_imap_and_pop3(
     murder, user, figures
@@ -92,7 +71,7 @@ def test_a_user_of_either_back_end_gets_mail_through_the_front_end_over_lmtp_ima
     assert stored == {name: name == home for name in BACK_ENDS}, stored
 
     imap = imap_login(murder.front_end, user, password)
-    assert subject in subjects_in(imap), "IMAP through the front end"
+    assert subject in subjects_in(imap, "INBOX"), "IMAP through the front end"
     imap.logout()
 
     pop = poplib.POP3("127.0.0.1", murder.front_end.port(110), timeout=30)
@@ -128,13 +107,13 @@ def test_a_shared_folder_on_one_back_end_is_open_to_a_user_of_the_other(murder, 
 
     # Users see the folder under the name their namespace gives it ("Shared Folders/team").
     imap = imap_login(murder.front_end, reader, murder.users.passwords[reader])
-    listed = [name for name in listed_names(imap) if name.endswith("/team")]
+    listed = [name for name in mailbox_names(imap, "list") if name.endswith("/team")]
     assert listed, "team is not listed for bob through the front end"
     assert subjects_in(imap, f'"{listed[0]}"') == ["team news"], listed
     imap.logout()
     # The control: a user the ACL does not name, on the folder's own back end, sees nothing.
     outsider = imap_login(murder.front_end, "carol", murder.users.passwords["carol"])
-    assert not [name for name in listed_names(outsider) if name.endswith("/team")]
+    assert not [name for name in mailbox_names(outsider, "list") if name.endswith("/team")]
     outsider.logout()
     figures(
         owner_back_end=owner_back_end,

@@ -40,11 +40,16 @@ from cyrus_testbed.replication import (
     converged,
     copy_keeping_owner_and_mode,
     primary_settings,
-    set_options,
     set_up_replica,
     take_over,
 )
-from cyrus_testbed.server_config import IMAPD_CONF, LOCAL_FRAGMENT, restart, wait_until_serving
+from cyrus_testbed.server_config import (
+    IMAPD_CONF,
+    LOCAL_FRAGMENT,
+    restart,
+    set_options,
+    wait_until_serving,
+)
 from cyrus_testbed.server_image import SERVER_HOSTNAME, SERVER_PACKAGES
 from cyrus_testbed.store import CLIENT_PACKAGES, USERS, populate
 

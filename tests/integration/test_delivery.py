@@ -13,11 +13,11 @@ from cyrus_testbed.clients import (
     make_message,
     provision_users,
     sieve_connect,
+    subjects_in,
 )
 from cyrus_testbed.mta import (
     POSTFIX_REPORT,
     send_through_the_mta_until_it_reaches_bob,
-    subjects_in,
     wait_until_bob_has,
 )
 from cyrus_testbed.readme_debian import README_DEBIAN, block_after, commands_after

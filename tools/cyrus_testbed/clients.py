@@ -152,6 +152,19 @@ def fetched_message(imap: imaplib.IMAP4, message_set: str | bytes) -> bytes:
     return part[1].replace(b"\r\n", b"\n")
 
 
+def subjects_in(imap: imaplib.IMAP4, mailbox: str) -> list[str]:
+    """The Subject of each message of the mailbox, in order."""
+    _, count = imap.select(mailbox, readonly=True)
+    if count[0] == b"0":
+        return []
+    _, data = imap.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    return [
+        item[1].decode().removeprefix("Subject: ").strip()
+        for item in data
+        if isinstance(item, tuple)
+    ]
+
+
 def make_message(subject: str, body: str = "Hello from the tests.\n") -> bytes:
     message = EmailMessage()
     message["From"] = "sender@example.test"

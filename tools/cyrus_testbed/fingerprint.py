@@ -31,7 +31,7 @@ def set_metadata(imap: imaplib.IMAP4, mailbox: str, entry: str, value: str) -> N
 LIST_LINE = re.compile(r'^\([^)]*\) (?:NIL|"(?:\\.|[^"])") (?:"(?P<quoted>.*)"|(?P<atom>\S+))$')
 
 
-def _mailbox_names(imap: imaplib.IMAP4, command: str) -> list[str]:
+def mailbox_names(imap: imaplib.IMAP4, command: str) -> list[str]:
     """Mailbox names from LIST or LSUB; with altnamespace they can hold spaces
     ("Other Users/bob/Work") and then come quoted."""
     _, data = getattr(imap, command)('""', "*")
@@ -140,8 +140,8 @@ def fingerprint(
     for user, password in sorted(passwords.items()):
         imap = imap_login(machine, user, password)
         users[user] = {
-            "mailboxes": {name: _mailbox(imap, name) for name in _mailbox_names(imap, "list")},
-            "subscribed": _mailbox_names(imap, "lsub"),
+            "mailboxes": {name: _mailbox(imap, name) for name in mailbox_names(imap, "list")},
+            "subscribed": mailbox_names(imap, "lsub"),
             "quota": _quota(imap),
             "sieve": _sieve_scripts(machine, user, password) if sieve else {},
         }

@@ -1,27 +1,14 @@
 """Mail handed to the MTA in front of Cyrus (Postfix, Exim), and waiting until it is in a
 mailbox: the MTA's queue and log tell what went wrong when it never arrives."""
 
-import imaplib
 import time
 
 import pytest
 
-from .clients import TEST_FILES, imap_login, make_message
+from .clients import TEST_FILES, imap_login, make_message, subjects_in
 from .machine import DebianContainer
 
 POSTFIX_REPORT = "postqueue -p; tail -n 20 /var/log/mail.log"
-
-
-def subjects_in(imap: imaplib.IMAP4, mailbox: str) -> list[str]:
-    _, count = imap.select(mailbox, readonly=True)
-    if count[0] == b"0":
-        return []
-    _, data = imap.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-    return [
-        item[1].decode().removeprefix("Subject: ").strip()
-        for item in data
-        if isinstance(item, tuple)
-    ]
 
 
 def send_through_the_mta_until_it_reaches_bob(

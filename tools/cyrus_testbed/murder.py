@@ -16,9 +16,8 @@ import docker
 from .boot import ImagesByTarget, Target, boot
 from .clients import CyrusUsers, imap_login, provisioned_users
 from .machine import DebianContainer, private_network
-from .readme_debian import block_after, commands_after
-from .replication import imapd_conf_lines, set_options
-from .server_config import LOCAL_FRAGMENT, wait_until_serving
+from .readme_debian import block_after, commands_after, imapd_conf_lines
+from .server_config import LOCAL_FRAGMENT, set_options, wait_until_serving
 from .server_image import SERVER_PACKAGES
 
 MASTER = "mupdate.example.org"
@@ -126,8 +125,7 @@ def set_up_as_readme_debian_says(machines: Mapping[str, DebianContainer]) -> Mur
     users = provisioned_users(["alice", "bob", "carol"])
 
     add_account(master, "mupdate", ACCOUNT_PASSWORDS["mupdate"])
-    set_options(master, imapd_conf_lines(block_after("/etc/imapd.conf, the admins line becomes)")))
-    master.write_file(LOCAL_FRAGMENT, block_after(FRAGMENT_AFTER["master"]))
+    configure(master, "/etc/imapd.conf, the admins line becomes)", FRAGMENT_AFTER["master"])
     run_readme_commands(master, "then reload the master:")
     master.wait_for_tcp(MUPDATE_PORT)
 

@@ -18,6 +18,16 @@ def block_after(line: str) -> str:
     return textwrap.dedent(text.split(line, 1)[1].split("\n\n", 2)[1]) + "\n"
 
 
+def imapd_conf_lines(block: str) -> dict[str, str]:
+    """README.Debian's imapd.conf lines, as options."""
+    options = {}
+    for line in block.splitlines():
+        key, separator, value = line.partition(":")
+        assert separator, f"not an imapd.conf line: {line!r}"
+        options[key.strip()] = value.strip()
+    return options
+
+
 def commands_after(line: str) -> list[str]:
     """The commands of the indented block that follows `line`, one per line."""
     return [command.strip() for command in block_after(line).splitlines() if command.strip()]

@@ -9,8 +9,8 @@ from pathlib import Path
 from .clients import CyrusUsers
 from .fingerprint import Fingerprint, fingerprint
 from .machine import DebianContainer
-from .readme_debian import block_after, commands_after
-from .server_config import IMAPD_CONF, LOCAL_FRAGMENT, wait_until_serving, with_options
+from .readme_debian import block_after, commands_after, imapd_conf_lines
+from .server_config import IMAPD_CONF, LOCAL_FRAGMENT, set_options, wait_until_serving
 
 REPLICA = "replica"
 REPLICATION_PASSWORD = "replication-secret"
@@ -35,22 +35,6 @@ class ReplicatedPair:
     def machines(self) -> dict[str, DebianContainer]:
         """Both, for a failure report."""
         return {"primary": self.primary, "replica": self.replica}
-
-
-def imapd_conf_lines(block: str) -> dict[str, str]:
-    """README.Debian's imapd.conf lines, as options."""
-    options = {}
-    for line in block.splitlines():
-        key, separator, value = line.partition(":")
-        assert separator, f"not an imapd.conf line: {line!r}"
-        options[key.strip()] = value.strip()
-    return options
-
-
-def set_options(machine: DebianContainer, options: dict[str, str]) -> None:
-    """Set the options in imapd.conf as an administrator editing it does: in place where the
-    key is there already (Cyrus refuses a key given twice), at the end otherwise."""
-    machine.rewrite_file(IMAPD_CONF, with_options(machine.read_file(IMAPD_CONF), options))
 
 
 def copy_keeping_owner_and_mode(

@@ -39,6 +39,12 @@ def with_options(conf: str, options: Mapping[str, str]) -> str:
     return conf
 
 
+def set_options(machine: DebianContainer, options: dict[str, str]) -> None:
+    """Set the options in imapd.conf as an administrator editing it does: in place where the
+    key is there already (Cyrus refuses a key given twice), at the end otherwise."""
+    machine.rewrite_file(IMAPD_CONF, with_options(machine.read_file(IMAPD_CONF), options))
+
+
 def restart(machine: DebianContainer) -> None:
     # Tests reconfigure faster than any administrator: no start limit must refuse them.
     machine.init.clear_start_limit(machine, "cyrus-imapd")
