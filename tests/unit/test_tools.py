@@ -210,16 +210,64 @@ def test_only_init_systems_py_branches_on_the_init_system():
 
 def test_the_gitlab_pipeline_runs_every_test_environment_and_each_machine_suite_per_init():
     pipeline = yaml.safe_load((REPO_ROOT / ".gitlab-ci.yml").read_text())
-    matrix = pipeline["machines"]["parallel"]["matrix"][0]
-    assert sorted(matrix["INIT"]) == sorted(INIT_SYSTEMS_BY_NAME)
+    matrix = pipeline["machines"]["parallel"]["matrix"]
+    assert sorted(entry["INIT"] for entry in matrix) == sorted(INIT_SYSTEMS_BY_NAME)
+    suites = [set(entry["SUITE"]) for entry in matrix]
+    assert all(suite == suites[0] for suite in suites), matrix
+    # The tests that boot no machine of an init system run in exactly one of the jobs.
+    assert [entry.get("ONLY") for entry in matrix].count(None) == 1, matrix
     scripts = " ".join(
         line for job in pipeline.values() if isinstance(job, dict) for line in job.get("script", [])
     )
-    named = set(re.findall(r"--envs (\w+)", scripts)) | set(matrix["SUITE"])
+    named = set(re.findall(r"--envs (\w+)", scripts)) | suites[0]
     assert named == set(TOX_ENVS.split(","))
     for job in pipeline.values():
         if isinstance(job, dict) and job.get("stage") == "test":
             assert job["needs"] == ["build"], job
+
+
+pytest_plugins = ("pytester",)
+
+MACHINE_TESTS = """
+import pytest
+
+@pytest.mark.only_on("systemd")
+def test_about_systemd_alone(target):
+    pass
+
+def test_on_each_init(target):
+    pass
+
+def test_boots_no_machine():
+    pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("options", "ran", "deselected"),
+    [
+        (["--init", "sysvinit"], {"test_on_each_init", "test_boots_no_machine"}, 1),
+        (["--init", "sysvinit", "--init-bound-only"], {"test_on_each_init"}, 2),
+        (
+            ["--init", "systemd"],
+            {"test_about_systemd_alone", "test_on_each_init", "test_boots_no_machine"},
+            0,
+        ),
+    ],
+)
+def test_tests_left_out_by_init_system_are_deselected_never_reported_as_skipped(
+    pytester, options, ran, deselected
+):
+    pytester.makeconftest('pytest_plugins = ("cyrus_testbed.plugin",)')
+    pytester.makepyfile(MACHINE_TESTS)
+    result = pytester.runpytest("-v", "-p", "no:cacheprovider", *options)
+    result.assert_outcomes(passed=len(ran), deselected=deselected)
+    passed = {
+        re.split(r"[\[ ]", line.split("::")[1])[0]
+        for line in result.outlines
+        if "::" in line and " PASSED" in line
+    }
+    assert passed == ran, result.outlines
 
 
 def test_a_second_run_waits_while_another_makes_the_same_artefact_then_finds_it_made(
