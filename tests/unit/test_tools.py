@@ -30,6 +30,8 @@ from cyrus_deb.sbuild import BuildUser, build_user
 from cyrus_deb.upstream import orig_name, pinned_sha256, sha256_of, upstream_version
 from cyrus_testbed.init_systems import INIT_SYSTEMS_BY_NAME, Systemd, SysVinit
 
+pytest_plugins = ("pytester",)
+
 
 @pytest.fixture
 def apt_dir(tmp_path):
@@ -226,8 +228,6 @@ def test_the_gitlab_pipeline_runs_every_test_environment_and_each_machine_suite_
             assert job["needs"] == ["build"], job
 
 
-pytest_plugins = ("pytester",)
-
 MACHINE_TESTS = """
 import pytest
 
@@ -260,14 +260,12 @@ def test_tests_left_out_by_init_system_are_deselected_never_reported_as_skipped(
 ):
     pytester.makeconftest('pytest_plugins = ("cyrus_testbed.plugin",)')
     pytester.makepyfile(MACHINE_TESTS)
-    result = pytester.runpytest("-v", "-p", "no:cacheprovider", *options)
-    result.assert_outcomes(passed=len(ran), deselected=deselected)
-    passed = {
-        re.split(r"[\[ ]", line.split("::")[1])[0]
-        for line in result.outlines
-        if "::" in line and " PASSED" in line
-    }
-    assert passed == ran, result.outlines
+    recorder = pytester.inline_run("-p", "no:cacheprovider", *options)
+    passed, skipped, failed = recorder.listoutcomes()
+    assert (skipped, failed) == ([], [])
+    assert {report.nodeid.split("::")[1].split("[")[0] for report in passed} == ran
+    left_out = [item for call in recorder.getcalls("pytest_deselected") for item in call.items]
+    assert len(left_out) == deselected, left_out
 
 
 def test_a_second_run_waits_while_another_makes_the_same_artefact_then_finds_it_made(
