@@ -136,6 +136,26 @@ def test_sbuild_built_the_packages_and_debian_rules_binary_ran_without_fakeroot(
     assert "fakeroot debian/rules" not in log
 
 
+# The tests line of each CUnit run's summary; its Total, Ran and Passed columns.
+CUNIT_TESTS_SUMMARY = re.compile(r"^\s+tests\s+(\d+)\s+(\d+)\s+(\d+)\s+\d+\s+\d+$", re.MULTILINE)
+
+
+def test_the_build_ran_every_upstream_unit_test_and_each_passed(packages_dir):
+    log = (packages_dir / "build.log").read_text(errors="replace")
+    if re.search(r"^ ?DEB_BUILD_OPTIONS=.*\bnocheck\b", log, re.MULTILINE):
+        pytest.skip("these packages were built with nocheck: no unit test ran")
+    # debian/rules splits upstream's one CUnit run into several: together they
+    # must still run every registered test once.
+    runs = [tuple(map(int, counts)) for counts in CUNIT_TESTS_SUMMARY.findall(log)]
+    assert runs, "the build log has no CUnit summary"
+    (registered,) = {total for total, _, _ in runs}
+    ran = sum(run_count for _, run_count, _ in runs)
+    passed = sum(pass_count for _, _, pass_count in runs)
+    assert registered > 500
+    assert ran == registered, f"{ran} of {registered} unit tests ran"
+    assert passed == ran, f"{passed} of {ran} unit tests passed"
+
+
 def test_every_compiler_and_linker_line_of_the_build_log_has_the_hardening_flags(packages_dir):
     log = (packages_dir / "build.log").read_text(errors="replace")
     assert log.count("libtool: compile:") > 100, "blhc would have no compiler line to judge"
