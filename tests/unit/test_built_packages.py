@@ -127,26 +127,31 @@ HARDENING_ACCEPTED = {
 }
 
 
-def test_sbuild_built_the_packages_and_debian_rules_binary_ran_without_fakeroot(packages_dir):
-    log = (packages_dir / "build.log").read_text(errors="replace")
-    assert log.startswith("sbuild (Debian sbuild) ")
-    assert "\nStatus: successful\n" in log
+@pytest.fixture(scope="module")
+def build_log(packages_dir) -> str:
+    """sbuild's log of the build, as `./cyrus-deb build` keeps it."""
+    return (packages_dir / "build.log").read_text(errors="replace")
+
+
+def test_sbuild_built_the_packages_and_debian_rules_binary_ran_without_fakeroot(build_log):
+    assert build_log.startswith("sbuild (Debian sbuild) ")
+    assert "\nStatus: successful\n" in build_log
     # Rules-Requires-Root: no, honoured: no root, not even a pretended one, at any step.
-    assert re.search(r"^ debian/rules binary$", log, re.MULTILINE), "no binary step in the log"
-    assert "fakeroot debian/rules" not in log
+    binary_step = re.search(r"^ debian/rules binary$", build_log, re.MULTILINE)
+    assert binary_step, "no binary step in the log"
+    assert "fakeroot debian/rules" not in build_log
 
 
 # The tests line of each CUnit run's summary; its Total, Ran and Passed columns.
 CUNIT_TESTS_SUMMARY = re.compile(r"^\s+tests\s+(\d+)\s+(\d+)\s+(\d+)\s+\d+\s+\d+$", re.MULTILINE)
 
 
-def test_the_build_ran_every_upstream_unit_test_and_each_passed(packages_dir):
-    log = (packages_dir / "build.log").read_text(errors="replace")
-    if re.search(r"^ ?DEB_BUILD_OPTIONS=.*\bnocheck\b", log, re.MULTILINE):
+def test_the_build_ran_every_upstream_unit_test_and_each_passed(build_log):
+    if re.search(r"^ ?DEB_BUILD_OPTIONS=.*\bnocheck\b", build_log, re.MULTILINE):
         pytest.skip("these packages were built with nocheck: no unit test ran")
     # debian/rules splits upstream's one CUnit run into several: together they
     # must still run every registered test once.
-    runs = [tuple(map(int, counts)) for counts in CUNIT_TESTS_SUMMARY.findall(log)]
+    runs = [tuple(map(int, counts)) for counts in CUNIT_TESTS_SUMMARY.findall(build_log)]
     assert runs, "the build log has no CUnit summary"
     (registered,) = {total for total, _, _ in runs}
     ran = sum(run_count for _, run_count, _ in runs)
@@ -156,9 +161,10 @@ def test_the_build_ran_every_upstream_unit_test_and_each_passed(packages_dir):
     assert passed == ran, f"{passed} of {ran} unit tests passed"
 
 
-def test_every_compiler_and_linker_line_of_the_build_log_has_the_hardening_flags(packages_dir):
-    log = (packages_dir / "build.log").read_text(errors="replace")
-    assert log.count("libtool: compile:") > 100, "blhc would have no compiler line to judge"
+def test_every_compiler_and_linker_line_of_the_build_log_has_the_hardening_flags(
+    packages_dir, build_log
+):
+    assert build_log.count("libtool: compile:") > 100, "blhc would have no compiler line to judge"
     assert (packages_dir / "blhc.txt").read_text() == ""
 
 
