@@ -5,7 +5,9 @@ import pytest
 
 from cyrus_testbed.clients import lmtp_deliver, make_message
 from cyrus_testbed.fingerprint import fingerprint
+from cyrus_testbed.init_systems import run_by_cron
 from cyrus_testbed.mailbox import fill_with_mail_and_folders
+from cyrus_testbed.readme_debian import block_after
 from cyrus_testbed.server_config import master_pid, reconfigured
 from cyrus_testbed.store import CLIENT_PACKAGES
 
@@ -15,9 +17,10 @@ ARCHIVE = "/root/cyrus-store.tar"
 STORE = ("/var/lib/cyrus", "/var/spool/cyrus/mail", "/var/spool/sieve")
 
 
-def test_a_store_backed_up_destroyed_and_restored_is_the_same_store(
+def test_a_store_backed_up_from_roots_crontab_destroyed_and_restored_is_the_same_store(
     server_with_its_store_on_the_root_file_system, figures
 ):
+    """The backup as a root crontab takes it at night: run by cron, with cron's PATH."""
     server = server_with_its_store_on_the_root_file_system
     machine, passwords = server.machine, server.users.passwords
     machine.check(f"apt-get install -y -q {' '.join(CLIENT_PACKAGES)} 2>&1")
@@ -25,16 +28,20 @@ def test_a_store_backed_up_destroyed_and_restored_is_the_same_store(
     before = fingerprint(machine, passwords)
     pid = master_pid(machine)
 
-    machine.check(f"cyrus-backup create {ARCHIVE}")
+    cron_line = block_after("here in /etc/cron.d/cyrus-backup, writing to a directory").strip()
+    user_and_command = cron_line.split(None, 5)[5]
+    archive_path = user_and_command.split()[-1]
+    machine.check(f"mkdir -p {archive_path.rsplit('/', 1)[0]}")  # the backup disk
+    run_by_cron(machine, machine.init, user_and_command)
     machine.wait_for_tcp(143)  # started again, its pid file written
     assert master_pid(machine) != pid, "the backup was not taken with master stopped"
     # All mail, /etc/sasldb2 and imapd.conf: root's alone.
-    archive = machine.host.file(ARCHIVE)
+    archive = machine.host.file(archive_path)
     assert (archive.user, archive.mode) == ("root", 0o600)
     assert machine.service("stop").ok
     machine.check(f"rm -rf {' '.join(STORE)}")  # the disk is lost
 
-    machine.check(f"cyrus-backup restore {ARCHIVE}")
+    machine.check(f"cyrus-backup restore {archive_path}")
     machine.wait_for_tcp(143)
     after = fingerprint(machine, passwords)
     found = before.differences(after)
@@ -46,7 +53,7 @@ def test_a_store_backed_up_destroyed_and_restored_is_the_same_store(
     assert not found, "\n".join(found)
 
     # Restoring over a store moves that store aside instead of deleting it.
-    machine.check(f"cyrus-backup restore {ARCHIVE}")
+    machine.check(f"cyrus-backup restore {archive_path}")
     for path in STORE:
         machine.check(f"ls -d {path}.pre-restore-*")
     machine.wait_for_tcp(143)

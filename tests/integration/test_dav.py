@@ -1,6 +1,7 @@
 """The HTTP service of cyrus-caldav as clients use it, with the shipped imapd.conf: a CalDAV
-client (PyPI caldav) makes a calendar and an event, a CardDAV address book takes a contact,
-and JMAP sees the mailbox and the event, all with passwords inside TLS on 8443."""
+client (PyPI caldav) makes a calendar and an event, a CardDAV address book takes a contact;
+JMAP, off as shipped, once README.Debian's commands turn it on, sees the mailbox, the event
+and the mail delivered before; all with passwords inside TLS on 8443."""
 
 import base64
 import http.client
@@ -10,7 +11,9 @@ import pytest
 from caldav.davclient import DAVClient
 
 from cyrus_testbed.boot import CyrusServer
-from cyrus_testbed.clients import tls_context
+from cyrus_testbed.clients import lmtp_deliver, make_message, tls_context
+from cyrus_testbed.readme_debian import commands_after
+from cyrus_testbed.server_config import IMAPD_CONF, restart, wait_until_serving
 
 pytestmark = pytest.mark.integration
 
@@ -67,14 +70,19 @@ def jmap_request(server: CyrusServer, user: str, calls: list) -> tuple[bytes, di
     return body, headers
 
 
-def jmap(server: CyrusServer, user: str, calls: list) -> dict:
-    """One JMAP request over TLS on 8443; the response's JSON."""
+def jmap_response(server: CyrusServer, user: str, calls: list) -> http.client.HTTPResponse:
+    """The answer to one JMAP request over TLS on 8443."""
     body, headers = jmap_request(server, user, calls)
     connection = http.client.HTTPSConnection(
         "127.0.0.1", server.machine.port(8443), context=tls_context(), timeout=30
     )
     connection.request("POST", "/jmap/", body, headers)
-    response = connection.getresponse()
+    return connection.getresponse()
+
+
+def jmap(server: CyrusServer, user: str, calls: list) -> dict:
+    """One JMAP request over TLS on 8443; the response's JSON."""
+    response = jmap_response(server, user, calls)
     assert response.status == 200, (response.status, response.read())
     return json.load(response)
 
@@ -103,21 +111,55 @@ def test_a_carddav_contact_put_into_a_new_address_book_is_read_back_over_tls(
     assert read.status == 200 and "FN:Carol Example" in read.raw
 
 
-def test_jmap_over_tls_lists_the_inbox_and_finds_an_event_made_over_caldav(
+def test_jmap_off_as_shipped_is_turned_on_by_readme_debian_and_sees_the_mail_already_there(
     caldav_server, behaviour
 ):
+    machine = caldav_server.machine
+    subject = "delivered before JMAP was on"
+    assert lmtp_deliver(machine, ["bob"], make_message(subject)).delivered_to("bob")
     calendar = dav_client(caldav_server, "bob").principal().make_calendar(name="Team")
     calendar.save_event(EVENT)
-    answer = jmap(
-        caldav_server,
-        "bob",
-        [["Mailbox/get", {}, "mailboxes"], ["CalendarEvent/query", {}, "events"]],
-    )
-    (_, mailboxes, _), (_, events, _) = answer["methodResponses"]
+    shipped = jmap_response(caldav_server, "bob", []).status
+    assert shipped == 404, f"JMAP answered {shipped} with the shipped imapd.conf"
+
+    original = machine.read_file(IMAPD_CONF)
+    try:
+        for command in commands_after("mail already there (while the service runs) and restart:"):
+            machine.check(command)
+        wait_until_serving(machine)
+        machine.wait_for_tcp(8443)
+        answer = jmap(
+            caldav_server,
+            "bob",
+            [
+                ["Mailbox/get", {}, "mailboxes"],
+                ["CalendarEvent/query", {}, "events"],
+                ["Email/query", {}, "emails"],
+                [
+                    "Email/get",
+                    {
+                        "#ids": {"resultOf": "emails", "name": "Email/query", "path": "/ids"},
+                        "properties": ["subject"],
+                    },
+                    "subjects",
+                ],
+            ],
+        )
+    finally:
+        machine.rewrite_file(IMAPD_CONF, original)
+        restart(machine)
+        machine.wait_for_tcp(8443)
+    (_, mailboxes, _), (_, events, _), _, (_, emails, _) = answer["methodResponses"]
     roles = [mailbox["role"] for mailbox in mailboxes["list"]]
-    behaviour("JMAP on 8443: mailboxes, events made over CalDAV", f"{roles} {events['total']}")
+    subjects = [email["subject"] for email in emails["list"]]
+    behaviour(
+        "JMAP on 8443: off as shipped; after README.Debian's commands: mailboxes, events"
+        " made over CalDAV, mail delivered before",
+        f"{shipped}; {roles} {events['total']} {subject in subjects}",
+    )
     assert "inbox" in roles
     assert events["total"] == 1
+    assert subject in subjects, subjects
 
 
 def test_http_without_tls_sends_a_login_to_tls_unchecked(caldav_server, behaviour):
@@ -127,7 +169,7 @@ def test_http_without_tls_sends_a_login_to_tls_unchecked(caldav_server, behaviou
     connection = http.client.HTTPConnection(
         "127.0.0.1", caldav_server.machine.port(8008), timeout=30
     )
-    connection.request("POST", "/jmap/", body, headers)
+    connection.request("POST", "/dav/calendars/user/bob/", body, headers)
     response = connection.getresponse()
     location = response.getheader("Location") or ""
     behaviour("HTTP request with a password on 8008", f"{response.status}, to https")

@@ -89,6 +89,17 @@ def test_a_link_cyrus_plants_in_its_directories_gives_it_nothing_of_roots_at_the
     )
     assert found == [], "\n".join(found)
     assert planted in started.output, started.output
+
+    # Nor does the link block a package operation: the reinstall any upgrade or security
+    # update makes finishes, and where the start is refused, says why.
+    reinstall = machine.run(
+        "DEBIAN_FRONTEND=noninteractive apt-get install --reinstall -y -q cyrus-common 2>&1"
+    )
+    assert reinstall.ok, reinstall.output
+    assert machine.check("dpkg --audit") == ""
+    assert started.ok or planted in reinstall.output, reinstall.output
+    target_now = machine.host.file(target)
+    assert (target_now.user, target_now.group, target_now.mode) == ("root", "root", 0o755)
     machine.check(f"rm {planted} && mkdir -m 0750 {planted}", user="cyrus")
 
 

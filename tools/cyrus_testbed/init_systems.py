@@ -32,6 +32,10 @@ IPV6_LOOPBACK_SYSCTLS = {
 # systemd, PID 1 sets its services' own (DefaultLimitNOFILE, or the unit's).
 SYSVINIT_NOFILE = docker.types.Ulimit(name="nofile", soft=1024, hard=4096)
 CRON_FILE = "/etc/cron.d/cyrus-common"
+# cron.d file names may hold letters, digits, "-" and "_" only: cron skips others.
+CRON_RETIMED_COPY = "/etc/cron.d/cyrus-deb-test-now"
+CRON_DISCARDED_OUTPUT = "No MTA installed, discarding output"
+DAILY_TIMER_DROP_IN = "/run/systemd/system/cyrus-daily.timer.d/now.conf"
 
 
 @dataclass(frozen=True)
@@ -135,11 +139,16 @@ class InitSystem(ABC):
 
     @abstractmethod
     def run_daily_job(self, shell: Shell) -> None:
-        """Run Cyrus's nightly job the way this init system would at night."""
+        """Have the scheduler that runs Cyrus's nightly job here run it now, and wait until
+        it has ended."""
 
     @abstractmethod
     def cyrus_log_command(self) -> str:
         """Prints everything Cyrus logged (syslog facility mail) since the machine was made."""
+
+    @abstractmethod
+    def system_log_command(self) -> str:
+        """Prints everything logged on the machine (cron's lines among it)."""
 
     @abstractmethod
     def report_commands(self, lines: int) -> Mapping[str, str]:
@@ -204,10 +213,32 @@ class Systemd(InitSystem):
         return Result(0 if shell.run(master_again).ok else 1, journal)
 
     def run_daily_job(self, shell: Shell) -> None:
-        shell.check("systemctl start cyrus-daily.service")
+        # The packaged timer, retimed by a runtime drop-in to fire once, at once.
+        ended = "systemctl show -P ExecMainExitTimestampMonotonic cyrus-daily.service"
+        before = shell.check(ended).strip()
+        shell.check(
+            f"mkdir -p {DAILY_TIMER_DROP_IN.rsplit('/', 1)[0]}"
+            f" && printf '[Timer]\\nOnCalendar=\\nRandomizedDelaySec=0\\nOnActiveSec=1s\\n'"
+            f" > {DAILY_TIMER_DROP_IN}"
+            " && systemctl daemon-reload && systemctl restart cyrus-daily.timer"
+        )
+        try:
+            shell.wait_until(
+                f'[ "$({ended})" != {shlex.quote(before)} ]',
+                120,
+                "cyrus-daily.timer did not run cyrus-daily.service",
+            )
+        finally:
+            shell.check(
+                f"rm -f {DAILY_TIMER_DROP_IN} && systemctl daemon-reload"
+                " && systemctl restart cyrus-daily.timer"
+            )
 
     def cyrus_log_command(self) -> str:
         return "journalctl --no-pager -o short SYSLOG_FACILITY=2"
+
+    def system_log_command(self) -> str:
+        return "journalctl --no-pager -o short"
 
     def report_commands(self, lines: int) -> Mapping[str, str]:
         return {
@@ -259,10 +290,13 @@ class SysVinit(InitSystem):
         return self.service(shell, "start", "cyrus-imapd")
 
     def run_daily_job(self, shell: Shell) -> None:
-        run_cron_line(shell)
+        run_by_cron(shell, self, packaged_cron_entry(shell))
 
     def cyrus_log_command(self) -> str:
         return "cat /var/log/mail.log"
+
+    def system_log_command(self) -> str:
+        return "cat /var/log/syslog"
 
     def report_commands(self, lines: int) -> Mapping[str, str]:
         return {
@@ -276,10 +310,45 @@ class SysVinit(InitSystem):
         return "truncate -s 0 /var/log/syslog /var/log/mail.log"
 
 
-def run_cron_line(shell: Shell) -> None:
-    """What cron would run: the command field of the packaged line, given to sh."""
+def packaged_cron_entry(shell: Shell) -> str:
+    """The user and command of the daily job's line in cyrus-common's cron.d file."""
     line = shell.check(f"cat {CRON_FILE}").strip().splitlines()[-1]
-    shell.check(line.split("\t")[-1])
+    return line.split(None, 5)[5]
+
+
+@dataclass(frozen=True)
+class CronRun:
+    # cron mails what a job prints; with no MTA (as here) it says it discarded it.
+    printed: bool
+
+
+def run_by_cron(shell: Shell, init: InitSystem, entry: str) -> CronRun:
+    """Have the machine's cron daemon run a cron.d entry ("USER COMMAND") once, in cron's
+    own environment (PATH=/usr/bin:/bin, no terminal), and wait until the job has ended.
+    cron starts a job only at a minute's turn: the entry goes into /etc/cron.d retimed to
+    every minute, and out again once cron has started it."""
+    user, command = entry.split(None, 1)
+    started = f"({user}) CMD ({command[:60]}"
+    log = init.system_log_command()
+
+    def count(text: str) -> str:
+        return f"$({log} | grep -cF -- {shlex.quote(text)})"
+
+    started_before = shell.check(f"echo {count(started)}").strip()
+    printed_before = shell.check(f"echo {count(CRON_DISCARDED_OUTPUT)}").strip()
+    shell.check(f"printf '%s\\n' {shlex.quote(f'* * * * * {entry}')} > {CRON_RETIMED_COPY}")
+    try:
+        shell.wait_until(
+            f'[ "{count(started)}" -gt {started_before} ]', 150, f"cron did not run {entry!r}"
+        )
+    finally:
+        shell.check(f"rm -f {CRON_RETIMED_COPY}")
+    # Each job runs under a child of cron that calls itself CRON and ends after the job
+    # ("[C]" keeps the probe's own shell from matching).
+    shell.wait_until("! pgrep -f '[C]RON'", 600, f"{entry!r} did not end")
+    return CronRun(
+        printed=shell.check(f"echo {count(CRON_DISCARDED_OUTPUT)}").strip() != printed_before
+    )
 
 
 INIT_SYSTEMS_BY_NAME: Mapping[str, InitSystem] = {

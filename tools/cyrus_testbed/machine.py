@@ -66,8 +66,9 @@ def runtime_dependencies(repo: Path) -> list[str]:
 def image_for_tests(client: docker.DockerClient, distribution: str, init: str, repo: Path) -> str:
     """The init flavour with our packages' dependencies preinstalled, so tests install fast."""
     parent = flavour_image(client, distribution, init)
-    # python3 runs the tests' LMTP client inside the container.
-    packages = " ".join([*runtime_dependencies(repo), "python3"])
+    # python3 runs the tests' LMTP client inside the container; cron is on every Debian
+    # host (priority important) and runs Cyrus's daily job without systemd.
+    packages = " ".join([*runtime_dependencies(repo), "python3", "cron"])
     body = f"RUN {APT_INSTALL} {packages} && apt-get clean\n"
     return ensure_image(client, Recipe(f"test-{init}-{distribution}", parent, body))
 
