@@ -1,6 +1,7 @@
 """The tools' own logic: mirror discovery, the upstream tarball pin, the bench table."""
 
 import ast
+import configparser
 import hashlib
 import os
 import re
@@ -14,11 +15,14 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from cyrus_deb.bench import (
+    GUARD_FLOOR,
+    GUARDED,
     BenchResults,
     ComparedFigure,
     Figure,
     SideVersion,
     Spread,
+    below_the_floor,
     plot,
     render,
 )
@@ -173,6 +177,38 @@ def test_bench_json_keeps_every_sample_and_the_summary_of_each_side():
     assert (figure["ratio"], figure["verdict"]) == (2.0, "better")
 
 
+@pytest.mark.parametrize(
+    ("ours", "reference", "fails"),
+    [
+        ((180.8, 177.5, 192.3), (301.8, 297.3, 325.3), True),  # issue 40's LMTP: 0.60
+        ((8.0, 8.0, 8.0), (10.0, 10.0, 10.0), True),  # a change to 0.8 of the reference
+        ((9.0, 9.0, 9.0), (10.0, 10.0, 10.0), False),  # the noise of one tree run twice
+        ((12.0, 12.0, 12.0), (10.0, 10.0, 10.0), False),
+    ],
+)
+def test_the_bench_guard_fails_a_figure_at_the_floor_or_below_and_only_that(ours, reference, fails):
+    higher_is_better = _bench_results(ours, reference)
+    assert bool(below_the_floor(higher_is_better, GUARD_FLOOR)) == fails
+    # The same times as good, where lower is better (a latency).
+    latency = Figure("IDLE", "ms", higher_is_better=False)
+    lower_is_better = _bench_results(reference, ours, latency)
+    assert bool(below_the_floor(lower_is_better, GUARD_FLOOR)) == fails
+
+
+def test_the_bench_guard_measures_the_hot_path_and_runs_before_every_other_environment():
+    guarded = {figure.key for measure in GUARDED for figure in measure.figures}
+    assert {
+        "LMTP deliveries, 1 connection (msg/s)",
+        "LMTP deliveries, 4 connections (msg/s)",
+        "POP3 RETR (msg/s)",
+    } <= guarded
+    tox = configparser.ConfigParser(interpolation=None)
+    tox.read(REPO_ROOT / "tox.ini")
+    assert tox["testenv"]["depends"].strip() == "bench-guard"
+    assert tox["testenv:bench-guard"]["depends"].strip() == ""
+    assert "bench-guard" in TOX_ENVS.split(",")
+
+
 def test_bench_plot_is_a_png(tmp_path):
     plot(_bench_results((9.0, 10.0, 11.0), (4.0, 5.0, 6.0)), tmp_path / "bench.png")
     assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG\r\n")
@@ -221,7 +257,7 @@ def test_the_gitlab_pipeline_runs_every_test_environment_and_each_machine_suite_
     scripts = " ".join(
         line for job in pipeline.values() if isinstance(job, dict) for line in job.get("script", [])
     )
-    named = set(re.findall(r"--envs (\w+)", scripts)) | suites[0]
+    named = set(re.findall(r"--envs ([\w-]+)", scripts)) | suites[0]
     assert named == set(TOX_ENVS.split(","))
     for job in pipeline.values():
         if isinstance(job, dict) and job.get("stage") == "test":
@@ -331,5 +367,6 @@ def test_the_quick_profile_leaves_out_the_environments_with_nothing_quick_in_the
     command = tox_command(parser().parse_args(["test", "--quick"]))
     envs = command[command.index("-e") + 1].split(",")
     assert "reproducible" not in envs and {"lint", "unit", "integration"} <= set(envs)
+    assert "bench-guard" not in envs
     with pytest.raises(UserError, match="--quick selects no test in reproducible"):
         tox_command(parser().parse_args(["test", "--quick", "--envs", "reproducible"]))

@@ -17,10 +17,10 @@ from .progress import phase, say
 from .reproducible import reprotest
 from .upstream import fetch_orig
 
-TOX_ENVS = "lint,unit,integration,upgrade,faults,cluster,dep8,piuparts,reproducible"
-# Environments with nothing quick to pick out: reprotest's one long build, and the
-# cluster's machines, which need a populated primary before their first test.
-NOT_QUICK = ("reproducible", "cluster")
+TOX_ENVS = "lint,unit,bench-guard,integration,upgrade,faults,cluster,dep8,piuparts,reproducible"
+# Environments with nothing quick to pick out: the benchmark's guard, reprotest's one long
+# build, and the cluster's machines, which need a populated primary before their first test.
+NOT_QUICK = ("bench-guard", "reproducible", "cluster")
 # The environments' machines mostly wait (on apt, on a boot, on a socket): three at once
 # keep this 2-core machine busy without starving a test of its time limit.
 PARALLEL_ENVS = 3
@@ -95,18 +95,39 @@ def _cassandane(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import plot, render, run_bench  # testcontainers is only needed here
+    # testcontainers is only needed here
+    from .bench import GUARD_FLOOR, GUARDED, MEASURES, below_the_floor, plot, render, run_bench
 
     if not (args.packages / "Packages").exists():
         raise UserError(f"no built packages in {args.packages}: run `./cyrus-deb build` first")
-    results = run_bench(docker_client(), args.packages, args.reference, args.rounds)
+    measures = GUARDED if args.guard else MEASURES
+    results = run_bench(
+        docker_client(),
+        args.packages,
+        args.reference,
+        args.rounds,
+        measures,
+        idle_by_polling=not args.guard,
+    )
     print(render(results))
     args.output.mkdir(parents=True, exist_ok=True)
-    path = args.output / f"bench-{results.started.replace(':', '')}.json"
+    kind = "bench-guard" if args.guard else "bench"
+    path = args.output / f"{kind}-{results.started.replace(':', '')}.json"
     path.write_text(json.dumps(results.as_json(), indent=2) + "\n")
     plot(results, path.with_suffix(".png"))
     say(f"figures written to {path}, plotted in {path.with_suffix('.png')}")
-    return 0
+    if not args.guard:
+        return 0
+    fallen = below_the_floor(results, GUARD_FLOOR)
+    for compared in fallen:
+        print(
+            f"cyrus-deb: bench guard: {compared.figure.key} is {compared.times_as_good:.2f}"
+            f" times as good as {results.reference.name}'s, at or below {GUARD_FLOOR}",
+            file=sys.stderr,
+        )
+    if not fallen:
+        say(f"bench guard: every figure above {GUARD_FLOOR} of {results.reference.name}'s")
+    return 1 if fallen else 0
 
 
 def _bench_build(args: argparse.Namespace) -> int:
@@ -185,6 +206,12 @@ def parser() -> argparse.ArgumentParser:
         " (default trixie-backports)",
     )
     bench.add_argument("--rounds", type=int, default=3, help="rounds of every figure (default 3)")
+    bench.add_argument(
+        "--guard",
+        action="store_true",
+        help="the short form CI runs: the hot path's figures alone; fails when one is at 0.85"
+        " of the reference's or below",
+    )
     bench.add_argument("--packages", type=Path, default=PACKAGES_DIR)
     bench.add_argument("--output", type=Path, default=PACKAGES_DIR.parent / "bench")
     bench.set_defaults(run=_bench)
