@@ -331,36 +331,46 @@ FETCH_ALL_RATES = Measure(
 )
 SINGLE_FETCH = _one("FETCH one message per command", "msg/s", True, _single_fetch_rate)
 POP3_RETR = _one("POP3 RETR", "msg/s", True, _pop3_retr_rate)
+SERVER_CPU = Figure(f"{FETCH_ALL}, {SAME_HOST}: server CPU", "ms", False)
+SAME_HOST_FETCH = Measure(
+    (
+        Figure(f"{FETCH_ALL}, {SAME_HOST}", "msg/s", True),
+        Figure(f"{FETCH_ALL}, {SAME_HOST}", "MB/s", True),
+        SERVER_CPU,
+        Figure(f"FETCH one message per command, {SAME_HOST}", "msg/s", True),
+    ),
+    _same_host_fetch,
+)
 MEASURES = (
     LMTP_1,
     LMTP_4,
     LOGIN_SELECT_LOGOUT,
     FETCH_ALL_RATES,
     SINGLE_FETCH,
-    Measure(
-        (
-            Figure(f"{FETCH_ALL}, {SAME_HOST}", "msg/s", True),
-            Figure(f"{FETCH_ALL}, {SAME_HOST}", "MB/s", True),
-            Figure(f"{FETCH_ALL}, {SAME_HOST}: server CPU", "ms", False),
-            Figure(f"FETCH one message per command, {SAME_HOST}", "msg/s", True),
-        ),
-        _same_host_fetch,
-    ),
+    SAME_HOST_FETCH,
     _one(f"SEARCH TEXT over {FETCH_MESSAGES}", "searches/s", True, _search_text_rate),
     POP3_RETR,
     _one("IDLE with idled: delivery to EXISTS", "ms", False, _idle_latency_ms),
     _one("container start to first IMAP LOGIN", "ms", False, _start_to_login_ms),
 )
-# The short form CI runs (`bench --guard`): what every site does all day, through the ports
-# and the LMTP socket. It fails on a figure at GUARD_FLOOR of the reference's or below: a
-# regression of 0.8 fails, while runs of one unchanged tree stayed above 0.9 (README).
-GUARDED = (LMTP_1, LMTP_4, LOGIN_SELECT_LOGOUT, FETCH_ALL_RATES, SINGLE_FETCH, POP3_RETR)
+# The short form CI runs (`bench --guard`): what every site does all day. FETCH is measured
+# from the server's own host: through a published port, docker's userland proxy carries
+# every byte and its noise spans a third. The server's CPU time is shown, not judged: the
+# kernel counts it in 10 ms ticks. The guard fails on a judged figure at GUARD_FLOOR of the
+# reference's or below (README: the spread of runs of one unchanged tree).
+GUARDED = (LMTP_1, LMTP_4, LOGIN_SELECT_LOGOUT, SAME_HOST_FETCH, POP3_RETR)
+NOT_JUDGED = (SERVER_CPU,)
 GUARD_FLOOR = 0.85
 
 
 def below_the_floor(results: BenchResults, floor: float) -> list[ComparedFigure]:
-    """The figures where ours is at `floor` times as good as the reference or worse."""
-    return [compared for compared in results.figures if compared.times_as_good <= floor]
+    """The judged figures where ours is at `floor` times as good as the reference or
+    worse."""
+    return [
+        compared
+        for compared in results.figures
+        if compared.figure not in NOT_JUDGED and compared.times_as_good <= floor
+    ]
 
 
 # Measured in a phase of its own, after the others: both sides without idled.
