@@ -363,6 +363,10 @@ NOT_JUDGED = (SERVER_CPU,)
 GUARD_FLOOR = 0.85
 
 
+GUARD_REFERENCE = "trixie-backports"
+GUARD_ROUNDS = 3
+
+
 def below_the_floor(results: BenchResults, floor: float) -> list[ComparedFigure]:
     """The judged figures where ours is at `floor` times as good as the reference or
     worse."""
@@ -558,6 +562,29 @@ def plot(results: BenchResults, path: Path) -> None:
     drawing.tight_layout()
     drawing.savefig(path, dpi=100)
     pyplot.close(drawing)
+
+
+def saved(results: BenchResults, directory: Path, kind: str) -> Path:
+    """Write the results to DIRECTORY/KIND-TIME.json, plotted beside it as a PNG."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{kind}-{results.started.replace(':', '')}.json"
+    path.write_text(json.dumps(results.as_json(), indent=2) + "\n")
+    plot(results, path.with_suffix(".png"))
+    return path
+
+
+def run_guard(client: docker.DockerClient, repo: Path) -> BenchResults:
+    """The short form: GUARDED against Debian's 3.12, GUARD_ROUNDS interleaved rounds."""
+    return run_bench(client, repo, GUARD_REFERENCE, GUARD_ROUNDS, GUARDED, idle_by_polling=False)
+
+
+def guard_failures(results: BenchResults) -> list[str]:
+    """Each judged figure at the floor or below, in words."""
+    return [
+        f"{compared.figure.key} is {compared.times_as_good:.2f} times as good as"
+        f" {results.reference.name}'s, at or below {GUARD_FLOOR}"
+        for compared in below_the_floor(results, GUARD_FLOOR)
+    ]
 
 
 def _reference(client: docker.DockerClient, repo: Path, reference: str) -> Side:
