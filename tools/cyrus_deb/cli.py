@@ -193,7 +193,7 @@ def parser() -> argparse.ArgumentParser:
         "--guard",
         action="store_true",
         help="the short form CI runs: the hot path's figures alone against trixie-backports,"
-        " 5 rounds; fails when one is at 0.85 of Debian's or below",
+        " 7 rounds; fails when one is at 0.85 of Debian's or below",
     )
     bench.add_argument("--packages", type=Path, default=PACKAGES_DIR)
     bench.add_argument("--output", type=Path, default=PACKAGES_DIR.parent / "bench")
