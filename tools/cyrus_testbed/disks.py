@@ -173,5 +173,5 @@ class SmallDisk:
 
 SMALL_DISKS = [
     SmallDisk("mail partition", "/var/spool/cyrus", left_free_kib=600),
-    SmallDisk("database directory", "/var/lib/cyrus", left_free_kib=64),
+    SmallDisk("database directory", "/var/lib/cyrus", left_free_kib=16),
 ]
