@@ -5,7 +5,7 @@ import pytest
 
 from cyrus_testbed.clients import lmtp_deliver, make_message
 from cyrus_testbed.fingerprint import fingerprint
-from cyrus_testbed.init_systems import run_by_cron
+from cyrus_testbed.init_systems import cron_entry, run_by_cron
 from cyrus_testbed.mailbox import fill_with_mail_and_folders
 from cyrus_testbed.readme_debian import block_after
 from cyrus_testbed.server_config import master_pid, reconfigured
@@ -29,7 +29,7 @@ def test_a_store_backed_up_from_roots_crontab_destroyed_and_restored_is_the_same
     pid = master_pid(machine)
 
     cron_line = block_after("here in /etc/cron.d/cyrus-backup, writing to a directory").strip()
-    user_and_command = cron_line.split(None, 5)[5]
+    user_and_command = cron_entry(cron_line)
     archive_path = user_and_command.split()[-1]
     machine.check(f"mkdir -p {archive_path.rsplit('/', 1)[0]}")  # the backup disk
     run_by_cron(machine, machine.init, user_and_command)

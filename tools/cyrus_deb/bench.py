@@ -368,8 +368,6 @@ MEASURES = (
 GUARDED = (LMTP_1, LMTP_4, LOGIN_SELECT_LOGOUT, SAME_HOST_FETCH, POP3_RETR)
 NOT_JUDGED = (SERVER_CPU,)
 GUARD_FLOOR = 0.85
-
-
 GUARD_REFERENCE = "trixie-backports"
 # Seven rounds: a round's LMTP ratio on one unchanged tree ranged from 0.67 to 1.49 here
 # (the host disk's flush latency), and 2 of 11 rounds were at 0.85 or below.

@@ -310,10 +310,14 @@ class SysVinit(InitSystem):
         return "truncate -s 0 /var/log/syslog /var/log/mail.log"
 
 
+def cron_entry(line: str) -> str:
+    """The user and command of a cron.d line, without its five time fields."""
+    return line.split(None, 5)[5]
+
+
 def packaged_cron_entry(shell: Shell) -> str:
     """The user and command of the daily job's line in cyrus-common's cron.d file."""
-    line = shell.check(f"cat {CRON_FILE}").strip().splitlines()[-1]
-    return line.split(None, 5)[5]
+    return cron_entry(shell.check(f"cat {CRON_FILE}").strip().splitlines()[-1])
 
 
 @dataclass(frozen=True)
