@@ -15,6 +15,7 @@ minutes. autopkgtest's whole output directory (log, summary, artifacts) is kept 
 build/reports/autopkgtest/, Cassandane's table also in build/reports/cassandane.txt."""
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -172,12 +173,21 @@ def report_cassandane(run: AutopkgtestRun, request: pytest.FixtureRequest) -> di
 
 
 def cassandane_failures(run: AutopkgtestRun, statuses: dict[str, str]) -> str:
-    """The tests that failed unexpectedly and Cassandane's own reports of them, first: the
-    log's tail alone is mostly the testbed's set-up."""
+    """The tests that failed unexpectedly and Cassandane's own reports of them, from the run
+    and from the run again alone: the reports of the known failures, which come first, and the
+    log's tail, mostly the testbed's set-up, would hide them."""
     failed = sorted(test for test, status in statuses.items() if status == "failed")
-    reports = run.output_dir / "artifacts" / "failure-reports.txt"
-    text = reports.read_text(errors="replace") if reports.exists() else "(no failure reports)"
-    return f"failed: {' '.join(failed) or 'none'}\n{text[:12000]}\n...\n{run.log_tail()[-2000:]}"
+    # Cassandane numbers each report "3) Master.sighup_recycling", without "Cyrus::".
+    headings = {f") {test.removeprefix('Cyrus::')}" for test in failed}
+    reports = []
+    for name in ("failure-reports.txt", "failure-reports-rerun.txt"):
+        path = run.output_dir / "artifacts" / name
+        text = path.read_text(errors="replace") if path.exists() else ""
+        for report in re.split(r"^(?=\d+\) )", text, flags=re.M):
+            if any(report.split("\n", 1)[0].endswith(heading) for heading in headings):
+                reports.append(f"{name}: {report[:6000]}")
+    found = "\n".join(reports) or "(no report of them)"
+    return f"failed: {' '.join(failed) or 'none'}\n{found}\n...\n{run.log_tail()[-2000:]}"
 
 
 @pytest.fixture
