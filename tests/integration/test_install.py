@@ -1,5 +1,6 @@
 """Installing the packages gives a working mail server, the same under systemd and sysvinit."""
 
+import imaplib
 import re
 
 import pytest
@@ -12,6 +13,8 @@ from cyrus_testbed.clients import (
     imap_login,
     lmtp_deliver,
     make_message,
+    provision_users,
+    tls_context,
 )
 from cyrus_testbed.init_systems import packaged_cron_entry, run_by_cron
 
@@ -29,6 +32,23 @@ def test_installing_cyrus_imapd_alone_gives_a_running_imap_server(fresh_machine)
     assembled = fresh_machine.read_file("/run/cyrus/cyrus.conf")
     assert re.search(r"^  imap\s", assembled, re.M)
     assert not re.search(r"^  pop3\s", assembled, re.M)
+
+
+def test_installed_without_recommends_a_user_logs_in_over_tls(fresh_machine):
+    """imapd.conf as shipped refuses passwords outside TLS and names the snakeoil pair: a
+    server without ssl-cert would let nobody log in, so it comes along with cyrus-common
+    even when apt skips recommends (install() does)."""
+    fresh_machine.install(["cyrus-imapd", "sasl2-bin"])
+    fresh_machine.wait_for_tcp(993)
+    users = provision_users(fresh_machine, ("alice",))
+    implicit = imaplib.IMAP4_SSL(
+        "127.0.0.1", fresh_machine.port(993), ssl_context=tls_context(), timeout=30
+    )
+    assert implicit.login("alice", users.passwords["alice"])[0] == "OK"
+    implicit.logout()
+    starttls = imap_login(fresh_machine, "alice", users.passwords["alice"])
+    assert starttls.state == "AUTH"
+    starttls.logout()
 
 
 def test_cyrus_user_has_primary_group_mail_and_is_in_sasl_and_ssl_cert(server):

@@ -105,13 +105,15 @@ def test_purge_keeps_the_mail_store_unless_asked_to_delete_it(fresh_machine):
     assert not machine.run("test -e /var/lib/cyrus").ok
 
 
-def test_mail_and_configuration_survive_remove_and_reinstall(fresh_machine):
+def test_mail_configuration_and_its_statoverride_survive_remove_and_reinstall(fresh_machine):
     machine = fresh_machine
     machine.install(["cyrus-imapd", "sasl2-bin", "ssl-cert"])
     users = provision_users(machine)
     message = make_message("kept across remove and reinstall")
     assert lmtp_deliver(machine, ["bob"], message).delivered_to("bob")
     machine.check("echo '# local change' >> /etc/imapd.conf")
+    # README.Debian: an owner and mode the administrator gives imapd.conf this way are kept.
+    machine.check("dpkg-statoverride --update --add root mail 0440 /etc/imapd.conf")
 
     machine.check("DEBIAN_FRONTEND=noninteractive apt-get remove -y cyrus-imapd cyrus-common")
     assert "# local change" in machine.read_file("/etc/imapd.conf")
@@ -120,6 +122,8 @@ def test_mail_and_configuration_survive_remove_and_reinstall(fresh_machine):
     assert not run_by_cron(machine, machine.init, packaged_cron_entry(machine)).printed
     machine.install(["cyrus-imapd"])
     machine.wait_for_tcp(143)
+    conf = machine.host.file("/etc/imapd.conf")
+    assert (conf.user, conf.group, conf.mode) == ("root", "mail", 0o440)
 
     imap = imap_login(machine, "bob", users.passwords["bob"])
     examine(imap)

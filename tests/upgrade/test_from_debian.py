@@ -132,6 +132,10 @@ def test_upgrade_from_debian_13_with_every_service_package_and_its_cyrus_conf_op
     behaviour("bind failures after the upgrade with every service package", str(len(refused)))
     assert not refused, "\n".join(refused)
     assert_store_unchanged(before, fingerprint(machine, users.passwords))
+    # A conffile Debian's packages had and ours do not must go with the upgrade, not stay
+    # registered to a package that no longer ships it.
+    conffiles = machine.check("dpkg-query -W -f='${Conffiles}\\n' 'cyrus-*'")
+    assert [line for line in conffiles.splitlines() if line.endswith(" obsolete")] == []
 
 
 # How Debian's own README.Debian had Postfix deliver to Cyrus: its user in group mail.
