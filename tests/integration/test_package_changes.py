@@ -12,6 +12,7 @@ from cyrus_testbed.clients import (
     make_message,
     provision_users,
 )
+from cyrus_testbed.debian_control import binary_packages
 from cyrus_testbed.init_systems import packaged_cron_entry, run_by_cron
 from cyrus_testbed.machine import LOCAL_SOURCE
 from cyrus_testbed.server_config import master_pid
@@ -131,6 +132,35 @@ def test_mail_configuration_and_its_statoverride_survive_remove_and_reinstall(fr
     imap.logout()
 
 
+def test_no_package_operation_fails_over_what_cyrus_can_break(fresh_machine):
+    """An imapd.conf Cyrus cannot parse (a key given twice) and a link planted by cyrus in
+    a directory cyrus-makedirs manages: the reinstall that any upgrade makes, the removal
+    and the purge of every package finish, say what is wrong, and leave dpkg's database
+    clean. The link's target is left alone."""
+    machine = fresh_machine
+    packages = " ".join(binary_packages())
+    machine.install([*binary_packages(), "sasl2-bin"])
+    machine.check("echo 'admins: somebody' >> /etc/imapd.conf")
+    machine.check("rm -rf /var/lib/cyrus/quota && ln -s /tmp /var/lib/cyrus/quota", user="cyrus")
+
+    printed = {}
+    for operation in ("install --reinstall", "remove", "purge"):
+        run = machine.run(
+            f"DEBIAN_FRONTEND=noninteractive apt-get {operation} -y -q {packages} 2>&1"
+        )
+        assert run.ok, run.output
+        assert machine.check("dpkg --audit") == "", operation
+        printed[operation] = run.output
+    assert "specified twice" in printed["install --reinstall"], printed["install --reinstall"]
+    assert "correct what the lines above name" in printed["install --reinstall"]
+    left = machine.run(
+        f"dpkg-query -W -f='${{Package}} ${{db:Status-Status}}\\n' {packages} 2>/dev/null"
+    )
+    assert [line for line in left.output.splitlines() if not line.endswith(" not-installed")] == []
+    tmp = machine.host.file("/tmp")
+    assert (tmp.user, tmp.group, tmp.mode) == ("root", "root", 0o1777)
+
+
 # Where dpkg, apt, init systems and logs keep their own state: not ours to clean.
 SYSTEM_STATE = (
     "/var/lib/apt/",
@@ -160,7 +190,8 @@ def filesystem(machine) -> set[str]:
 
 
 def test_purge_leaves_no_file_that_no_package_owns(fresh_machine, behaviour):
-    """In the manner of piuparts: install, use, purge with the mail, compare."""
+    """In the manner of piuparts: install, use, purge with the mail and with what the
+    installation pulled in (ssl-cert's snakeoil pair is ssl-cert's to remove), compare."""
     machine = fresh_machine
     before = filesystem(machine)
     machine.install(["cyrus-imapd", "cyrus-pop3d"])
@@ -170,7 +201,7 @@ def test_purge_leaves_no_file_that_no_package_owns(fresh_machine, behaviour):
     machine.wait_for_tcp(143)
     machine.check(
         "CYRUS_PURGE_MAIL=yes DEBIAN_FRONTEND=noninteractive"
-        " apt-get purge -y cyrus-pop3d cyrus-imapd cyrus-common 2>&1"
+        " apt-get purge -y --autoremove cyrus-pop3d cyrus-imapd cyrus-common 2>&1"
     )
     owned = set(machine.check("cat /var/lib/dpkg/info/*.list").splitlines())
     left = sorted(filesystem(machine) - before - owned)
