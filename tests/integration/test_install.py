@@ -1,6 +1,5 @@
 """Installing the packages gives a working mail server, the same under systemd and sysvinit."""
 
-import imaplib
 import re
 
 import pytest
@@ -11,10 +10,10 @@ from cyrus_testbed.clients import (
     fetched_message,
     imap_connect,
     imap_login,
+    imaps_connect,
     lmtp_deliver,
     make_message,
     provision_users,
-    tls_context,
 )
 from cyrus_testbed.init_systems import packaged_cron_entry, run_by_cron
 
@@ -41,9 +40,7 @@ def test_installed_without_recommends_a_user_logs_in_over_tls(fresh_machine):
     fresh_machine.install(["cyrus-imapd", "sasl2-bin"])
     fresh_machine.wait_for_tcp(993)
     users = provision_users(fresh_machine, ("alice",))
-    implicit = imaplib.IMAP4_SSL(
-        "127.0.0.1", fresh_machine.port(993), ssl_context=tls_context(), timeout=30
-    )
+    implicit = imaps_connect(fresh_machine)
     assert implicit.login("alice", users.passwords["alice"])[0] == "OK"
     implicit.logout()
     starttls = imap_login(fresh_machine, "alice", users.passwords["alice"])

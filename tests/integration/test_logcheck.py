@@ -11,6 +11,7 @@ from cyrus_testbed.clients import (
     examine,
     fetched_message,
     imap_login,
+    imaps_connect,
     lmtp_deliver,
     make_message,
     provision_users,
@@ -40,7 +41,7 @@ def a_normal_day(machine, users) -> None:
     for subject in ("hello", "list digest"):
         assert lmtp_deliver(machine, ["alice", "bob"], make_message(subject)).delivered_to("bob")
 
-    imap = imaplib.IMAP4_SSL("127.0.0.1", machine.port(993), ssl_context=tls_context())
+    imap = imaps_connect(machine)
     imap.login("alice", alice)
     assert examine(imap, "Lists") == 1
     imap.select("INBOX")
@@ -87,7 +88,7 @@ def test_logcheck_reports_nothing_of_a_normal_day_and_reports_a_failed_login(fre
 
 
 def imap_login_refused(machine, user: str, password: str) -> bool:
-    imap = imaplib.IMAP4_SSL("127.0.0.1", machine.port(993), ssl_context=tls_context())
+    imap = imaps_connect(machine)
     try:
         imap.login(user, password)
     except imaplib.IMAP4.error:

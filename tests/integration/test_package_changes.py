@@ -138,8 +138,9 @@ def test_no_package_operation_fails_over_what_cyrus_can_break(fresh_machine):
     and the purge of every package finish, say what is wrong, and leave dpkg's database
     clean. The link's target is left alone."""
     machine = fresh_machine
-    packages = " ".join(binary_packages())
-    machine.install([*binary_packages(), "sasl2-bin"])
+    every_package = binary_packages()
+    packages = " ".join(every_package)
+    machine.install([*every_package, "sasl2-bin"])
     machine.check("echo 'admins: somebody' >> /etc/imapd.conf")
     machine.check("rm -rf /var/lib/cyrus/quota && ln -s /tmp /var/lib/cyrus/quota", user="cyrus")
 

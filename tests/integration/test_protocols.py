@@ -1,7 +1,6 @@
 """IMAP over implicit TLS, POP3 over STLS, and the three IDLE behaviours, as clients see them."""
 
 import base64
-import imaplib
 import poplib
 import re
 import ssl
@@ -13,7 +12,14 @@ from contextlib import contextmanager
 import imaplib2
 import pytest
 
-from cyrus_testbed.clients import examine, imap_login, lmtp_deliver, make_message, tls_context
+from cyrus_testbed.clients import (
+    examine,
+    imap_login,
+    imaps_connect,
+    lmtp_deliver,
+    make_message,
+    tls_context,
+)
 from cyrus_testbed.server_config import WITHOUT_IDLED, reconfigured, restart
 
 pytestmark = pytest.mark.integration
@@ -22,9 +28,7 @@ IDLE_WAIT_S = 10
 
 
 def test_imap_over_implicit_tls_on_993_logs_in_with_the_snakeoil_certificate(server):
-    imap = imaplib.IMAP4_SSL(
-        "127.0.0.1", server.machine.port(993), ssl_context=tls_context(), timeout=30
-    )
+    imap = imaps_connect(server.machine)
     assert imap.login("alice", server.users.passwords["alice"])[0] == "OK"
     assert imap.select("INBOX")[0] == "OK"
     imap.logout()
@@ -53,9 +57,7 @@ def test_imap_over_tls_works_with_a_key_of_cyrus_own_once_cyrus_leaves_ssl_cert(
     options = {"tls_server_key": key, "tls_server_cert": certificate}
     with reconfigured(machine, options=options), cyrus_out_of_ssl_cert(machine):
         restart(machine)
-        imap = imaplib.IMAP4_SSL(
-            "127.0.0.1", machine.port(993), ssl_context=tls_context(), timeout=30
-        )
+        imap = imaps_connect(machine)
         assert isinstance(imap.sock, ssl.SSLSocket)
         served = imap.sock.getpeercert(binary_form=True)
         assert served is not None

@@ -121,6 +121,11 @@ def imap_connect(machine: DebianContainer, *, starttls: bool = True) -> imaplib.
     return imap
 
 
+def imaps_connect(machine: DebianContainer) -> imaplib.IMAP4_SSL:
+    """Connect to port 993, TLS from the first byte."""
+    return imaplib.IMAP4_SSL("127.0.0.1", machine.port(993), ssl_context=tls_context(), timeout=30)
+
+
 def hierarchy_separator(imap: imaplib.IMAP4) -> str:
     """'/' with unixhierarchysep (our default), '.' without (Debian's own packages)."""
     _, data = imap.list('""', '""')
